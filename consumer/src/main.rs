@@ -1,0 +1,36 @@
+//! The SQS consumer: one users item and one profile item per confirmation, written with
+//! conditional puts, with partial batch failures reported to the event source mapping.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+mod config;
+mod handler;
+mod record;
+mod store;
+
+use config::ConsumerConfig;
+use handler::Deps;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let config = match ConsumerConfig::from_env(&shared::config::ProcessEnv) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(event = "config_invalid", error = %err);
+            return Err(err.into());
+        }
+    };
+    let deps = Arc::new(Deps {
+        store: store::Store::connect(&config).await,
+        config,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let deps = Arc::clone(&deps);
+        async move { handler::handle(deps, event).await }
+    }))
+    .await
+}

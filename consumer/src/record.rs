@@ -1,0 +1,96 @@
+//! One SQS record: decode the envelope, check the pool, write both items.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use shared::mapping::sync_items;
+use shared::{EnvelopeError, ProfileId, envelope};
+use time::OffsetDateTime;
+
+use crate::handler::Deps;
+use crate::store::{PutOutcome, Table, WriteError};
+
+/// A record that was synced (or found synced already).
+#[derive(Debug)]
+pub struct Synced {
+    pub sub: String,
+    pub profile_id: ProfileId,
+    pub user: PutOutcome,
+    pub profile: PutOutcome,
+}
+
+/// Why a record failed. Every message is safe to log: no value from the body appears in it.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("message has no body")]
+    MissingBody,
+    #[error("message is not a valid envelope: {0}")]
+    InvalidEnvelope(#[from] EnvelopeError),
+    #[error("message is for user pool {actual}, but this consumer serves {expected}")]
+    ForeignUserPool { expected: String, actual: String },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("record did not finish before the invocation's deadline")]
+    DeadlineExceeded,
+    #[error("processing the record panicked")]
+    Panicked,
+}
+
+impl RecordError {
+    /// A short, stable label for logs, metrics and `dlq peek`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingBody => "missing_body",
+            Self::InvalidEnvelope(e) => e.reason(),
+            Self::ForeignUserPool { .. } => "foreign_user_pool",
+            Self::Write(e) if e.retryable => "write_failed_retryable",
+            Self::Write(_) => "write_failed",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Panicked => "panicked",
+        }
+    }
+}
+
+/// Processes one message body. Safe to run any number of times for the same body.
+pub async fn process(deps: &Deps, body: Option<&str>) -> Result<Synced, RecordError> {
+    let user = envelope::decode(body.ok_or(RecordError::MissingBody)?)?;
+    if user.user_pool_id() != deps.config.user_pool_id {
+        return Err(RecordError::ForeignUserPool {
+            expected: deps.config.user_pool_id.clone(),
+            actual: user.user_pool_id().to_owned(),
+        });
+    }
+    let items = sync_items(&user, OffsetDateTime::now_utc());
+    let (user_outcome, profile_outcome) = tokio::try_join!(
+        put_with_retry(deps, Table::Users, &items.user),
+        put_with_retry(deps, Table::Profiles, &items.profile),
+    )?;
+    Ok(Synced {
+        sub: user.sub().to_owned(),
+        profile_id: user.profile_id(),
+        user: user_outcome,
+        profile: profile_outcome,
+    })
+}
+
+/// Retries what the SDK's own attempts did not absorb, with exponential backoff and jitter.
+/// The caller bounds the total by the invocation's deadline; the attempt cap is a backstop.
+async fn put_with_retry(deps: &Deps, table: Table, item: &shared::Item) -> Result<PutOutcome, WriteError> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(8)
+        .with_jitter();
+    (|| deps.store.put_if_absent(table, item))
+        .retry(backoff)
+        .when(|err: &WriteError| err.retryable)
+        .notify(|err: &WriteError, wait: Duration| {
+            tracing::warn!(
+                event = "write_retry",
+                table = table.as_str(),
+                retry_in_ms = wait.as_millis() as u64,
+                error = %err,
+            );
+        })
+        .await
+}

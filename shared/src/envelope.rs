@@ -1,0 +1,357 @@
+//! The versioned message envelope that travels on SQS from the trigger to the consumer.
+//!
+//! Version 1, a JSON object:
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "source": "post_confirmation",
+//!   "user_pool_id": "us-east-1_AbCdEf123",
+//!   "sub": "0b5e4a3c-1f2d-4e6a-9b8c-7d6e5f4a3b2c",
+//!   "username": "ana",
+//!   "confirmed_at": "2026-11-23T18:08:47.123Z",
+//!   "attributes": { "email": "ana@example.com", "custom:plan": "pro" }
+//! }
+//! ```
+//!
+//! Fields this version does not know are ignored, so a producer can add optional fields without
+//! a version bump; anything that changes the meaning of a field needs a new `version`, and the
+//! consumer refuses versions it does not know rather than guess.
+//!
+//! Decoding walks a `serde_json::Value` by hand instead of deriving `Deserialize`: serde's
+//! messages quote the offending value (which may be an email address), while ours name the
+//! field and the JSON type only, so every [`EnvelopeError`] is safe to log.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::timestamp::{format_rfc3339, parse_rfc3339};
+use crate::user::{ConfirmationSource, ConfirmedUser, UserError};
+
+/// The only envelope version this build reads and writes.
+pub const ENVELOPE_VERSION: u64 = 1;
+
+/// Why a message body is not a valid envelope. Never carries a value from the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("message body is empty")]
+    Empty,
+    #[error("message body is not JSON (syntax error at line {line}, column {column})")]
+    NotJson { line: usize, column: usize },
+    #[error("message body is JSON but not an object (found {found})")]
+    NotAnObject { found: &'static str },
+    #[error("field `{field}` is missing")]
+    MissingField { field: &'static str },
+    #[error("field `{field}` must be {expected}, found {found}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("envelope version {0} is not supported (this consumer reads version {ENVELOPE_VERSION})")]
+    UnsupportedVersion(u64),
+    #[error("field `confirmed_at` is not an RFC 3339 timestamp")]
+    InvalidTimestamp,
+    #[error("field `source` must be \"post_confirmation\" or \"backfill\"")]
+    UnknownSource,
+    #[error(transparent)]
+    InvalidUser(#[from] UserError),
+}
+
+impl EnvelopeError {
+    /// A short, stable label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::NotJson { .. } => "not_json",
+            Self::NotAnObject { .. } => "not_an_object",
+            Self::MissingField { .. } => "missing_field",
+            Self::WrongType { .. } => "wrong_type",
+            Self::UnsupportedVersion(_) => "unsupported_version",
+            Self::InvalidTimestamp => "invalid_timestamp",
+            Self::UnknownSource => "unknown_source",
+            Self::InvalidUser(_) => "invalid_user",
+        }
+    }
+}
+
+/// Encodes a confirmed user as a version-1 envelope.
+pub fn encode(user: &ConfirmedUser) -> String {
+    json!({
+        "version": ENVELOPE_VERSION,
+        "source": user.source().as_str(),
+        "user_pool_id": user.user_pool_id(),
+        "sub": user.sub(),
+        "username": user.username(),
+        "confirmed_at": format_rfc3339(user.confirmed_at()),
+        "attributes": user.attributes(),
+    })
+    .to_string()
+}
+
+/// Decodes and validates a message body.
+pub fn decode(body: &str) -> Result<ConfirmedUser, EnvelopeError> {
+    if body.trim().is_empty() {
+        return Err(EnvelopeError::Empty);
+    }
+    let value: Value = serde_json::from_str(body).map_err(|e| EnvelopeError::NotJson {
+        line: e.line(),
+        column: e.column(),
+    })?;
+    let Value::Object(object) = value else {
+        return Err(EnvelopeError::NotAnObject {
+            found: json_type(&value),
+        });
+    };
+
+    let version = match required(&object, "version")? {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| wrong_type("version", "a non-negative integer", &Value::Number(n.clone())))?,
+        other => return Err(wrong_type("version", "a non-negative integer", other)),
+    };
+    if version != ENVELOPE_VERSION {
+        return Err(EnvelopeError::UnsupportedVersion(version));
+    }
+
+    let source =
+        ConfirmationSource::parse(required_str(&object, "source")?).ok_or(EnvelopeError::UnknownSource)?;
+    let user_pool_id = required_str(&object, "user_pool_id")?;
+    let sub = required_str(&object, "sub")?;
+    let username = required_str(&object, "username")?;
+    let confirmed_at =
+        parse_rfc3339(required_str(&object, "confirmed_at")?).ok_or(EnvelopeError::InvalidTimestamp)?;
+    let attributes = match required(&object, "attributes")? {
+        Value::Object(map) => string_map(map)?,
+        other => return Err(wrong_type("attributes", "an object of strings", other)),
+    };
+
+    Ok(ConfirmedUser::new(
+        user_pool_id,
+        sub,
+        username,
+        attributes,
+        confirmed_at,
+        source,
+    )?)
+}
+
+fn required<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&'a Value, EnvelopeError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Err(EnvelopeError::MissingField { field }),
+        Some(value) => Ok(value),
+    }
+}
+
+fn required_str<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, EnvelopeError> {
+    match required(object, field)? {
+        Value::String(text) => Ok(text),
+        other => Err(wrong_type(field, "a string", other)),
+    }
+}
+
+fn string_map(map: &Map<String, Value>) -> Result<BTreeMap<String, String>, EnvelopeError> {
+    map.iter()
+        .map(|(name, value)| match value {
+            Value::String(text) => Ok((name.clone(), text.clone())),
+            // Attribute names are schema names (`email`, `custom:plan`), not user data.
+            other => Err(wrong_type(&format!("attributes.{name}"), "a string", other)),
+        })
+        .collect()
+}
+
+fn wrong_type(field: &str, expected: &'static str, found: &Value) -> EnvelopeError {
+    EnvelopeError::WrongType {
+        field: field.to_owned(),
+        expected,
+        found: json_type(found),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    const POOL: &str = "us-east-1_AbCdEf123";
+    const SUB: &str = "0b5e4a3c-1f2d-4e6a-9b8c-7d6e5f4a3b2c";
+
+    fn sample_user() -> ConfirmedUser {
+        let attributes = [
+            ("sub", SUB),
+            ("email", "ana@example.com"),
+            ("given_name", "Ána"),
+            ("family_name", "Łopez 李"),
+            ("custom:plan", "pro"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        ConfirmedUser::new(
+            POOL,
+            SUB,
+            "ana",
+            attributes,
+            OffsetDateTime::from_unix_timestamp_nanos(1_795_457_327_123_000_000).unwrap(),
+            ConfirmationSource::PostConfirmation,
+        )
+        .unwrap()
+    }
+
+    fn valid_object() -> Value {
+        serde_json::from_str(&encode(&sample_user())).unwrap()
+    }
+
+    fn decode_value(value: Value) -> Result<ConfirmedUser, EnvelopeError> {
+        decode(&value.to_string())
+    }
+
+    #[test]
+    fn decode_reverses_encode() {
+        let user = sample_user();
+        assert_eq!(decode(&encode(&user)).unwrap(), user);
+    }
+
+    #[test]
+    fn encode_writes_version_1_with_every_field() {
+        let value = valid_object();
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["source"], "post_confirmation");
+        assert_eq!(value["user_pool_id"], POOL);
+        assert_eq!(value["sub"], SUB);
+        assert_eq!(value["username"], "ana");
+        assert_eq!(value["confirmed_at"], "2026-11-23T18:08:47.123Z");
+        assert_eq!(value["attributes"]["custom:plan"], "pro");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_for_forward_compatibility() {
+        let mut value = valid_object();
+        value["trace_id"] = json!("abc");
+        assert_eq!(decode_value(value).unwrap(), sample_user());
+    }
+
+    #[test]
+    fn backfill_source_round_trips() {
+        let mut value = valid_object();
+        value["source"] = json!("backfill");
+        assert_eq!(
+            decode_value(value).unwrap().source(),
+            ConfirmationSource::Backfill
+        );
+    }
+
+    #[test]
+    fn empty_and_non_json_bodies_are_refused() {
+        assert_eq!(decode(""), Err(EnvelopeError::Empty));
+        assert_eq!(decode("  \n"), Err(EnvelopeError::Empty));
+        assert_eq!(
+            decode("hello"),
+            Err(EnvelopeError::NotJson { line: 1, column: 1 })
+        );
+        assert!(matches!(
+            decode("{\"version\": 1,"),
+            Err(EnvelopeError::NotJson { .. })
+        ));
+        assert_eq!(
+            decode("[1]"),
+            Err(EnvelopeError::NotAnObject { found: "an array" })
+        );
+    }
+
+    #[test]
+    fn unknown_versions_are_refused_clearly() {
+        let mut value = valid_object();
+        value["version"] = json!(2);
+        let err = decode_value(value).unwrap_err();
+        assert_eq!(err, EnvelopeError::UnsupportedVersion(2));
+        assert_eq!(
+            err.to_string(),
+            "envelope version 2 is not supported (this consumer reads version 1)"
+        );
+    }
+
+    #[test]
+    fn each_missing_field_is_named() {
+        for field in [
+            "version",
+            "source",
+            "user_pool_id",
+            "sub",
+            "username",
+            "confirmed_at",
+            "attributes",
+        ] {
+            let mut value = valid_object();
+            value.as_object_mut().unwrap().remove(field);
+            assert_eq!(
+                decode_value(value),
+                Err(EnvelopeError::MissingField { field }),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_but_not_the_value() {
+        let mut value = valid_object();
+        value["attributes"]["email"] = json!(42);
+        let err = decode_value(value).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `attributes.email` must be a string, found a number"
+        );
+
+        let mut value = valid_object();
+        value["username"] = json!(["ana@example.com"]);
+        let err = decode_value(value).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `username` must be a string, found an array"
+        );
+        assert!(!format!("{err:?}").contains("ana@example.com"));
+
+        let mut value = valid_object();
+        value["version"] = json!("1");
+        assert_eq!(decode_value(value).unwrap_err().reason(), "wrong_type");
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let cases: [(&str, Value, EnvelopeError); 4] = [
+            (
+                "confirmed_at",
+                json!("last tuesday"),
+                EnvelopeError::InvalidTimestamp,
+            ),
+            ("source", json!("ana@example.com"), EnvelopeError::UnknownSource),
+            (
+                "sub",
+                json!("not-a-uuid"),
+                EnvelopeError::InvalidUser(UserError::InvalidSub),
+            ),
+            (
+                "user_pool_id",
+                json!("nope"),
+                EnvelopeError::InvalidUser(UserError::InvalidUserPoolId),
+            ),
+        ];
+        for (field, bad, expected) in cases {
+            let mut value = valid_object();
+            value[field] = bad;
+            assert_eq!(decode_value(value), Err(expected), "{field}");
+        }
+    }
+}

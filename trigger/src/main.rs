@@ -1,0 +1,38 @@
+//! The Cognito Post Confirmation trigger: enqueue the confirmation, return the event unchanged.
+//!
+//! `main` builds what lives for the whole execution environment (tracing, configuration, the
+//! SQS client) once per cold start; the handler borrows it on every invocation.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+mod config;
+mod event;
+mod handler;
+mod queue;
+
+use config::TriggerConfig;
+use handler::Deps;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let config = match TriggerConfig::from_env(&shared::config::ProcessEnv) {
+        Ok(config) => config,
+        Err(err) => {
+            // Reported as an init error: Lambda shows it and Cognito's call fails loudly,
+            // instead of every confirmation being dropped silently.
+            tracing::error!(event = "config_invalid", error = %err);
+            return Err(err.into());
+        }
+    };
+    let deps = Deps {
+        queue: queue::SyncQueue::connect(&config).await,
+        config,
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler::handle(deps, event.payload).await
+    }))
+    .await
+}
