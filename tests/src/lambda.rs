@@ -1,0 +1,321 @@
+//! A Lambda Runtime API emulator: runs a real compiled function binary as a child process and
+//! feeds it invocations, one at a time, as one Lambda execution environment does.
+//!
+//! The binary talks to it exactly as to Lambda: `GET /runtime/invocation/next`, then
+//! `POST /runtime/invocation/{id}/response` or `/error` (or `/runtime/init/error` at start-up).
+//! Every line the function prints is kept, for the PII checks, and written to a log file.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How an invocation ended, when it did not return a response.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The handler returned an error (Lambda's "function error"): `errorType` and `errorMessage`.
+    #[error("function error: {0}")]
+    Function(Value),
+    /// The process exited before answering.
+    #[error("function process exited: {0}")]
+    Crashed(String),
+    /// No answer before the invocation's deadline.
+    #[error("function timed out")]
+    TimedOut,
+}
+
+type Outcome = Result<Value, InvokeError>;
+
+struct Invocation {
+    request_id: String,
+    payload: Value,
+    deadline_ms: u64,
+}
+
+struct Shared {
+    next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    function_arn: String,
+    init_error: Mutex<Option<Value>>,
+}
+
+/// A function binary running under the emulator. Dropping it kills the process.
+pub struct LambdaFunction {
+    name: String,
+    sender: mpsc::Sender<Invocation>,
+    shared: Arc<Shared>,
+    kill: mpsc::Sender<()>,
+    exited: watch::Receiver<Option<String>>,
+    lines: Arc<Mutex<Vec<String>>>,
+    server: tokio::task::JoinHandle<()>,
+    pub timeout: Duration,
+}
+
+impl LambdaFunction {
+    /// Starts `binary` with `env` (plus the variables the Lambda runtime sets), serving the
+    /// Runtime API on a free loopback port. Output goes to `log_dir/<name>.log`.
+    pub async fn start(
+        name: &str,
+        binary: &Path,
+        env: &HashMap<String, String>,
+        timeout: Duration,
+        log_dir: &Path,
+    ) -> Result<Self> {
+        let (sender, receiver) = mpsc::channel(64);
+        let shared = Arc::new(Shared {
+            next: tokio::sync::Mutex::new(receiver),
+            pending: Mutex::new(HashMap::new()),
+            function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+            init_error: Mutex::new(None),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(invocation_response),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(invocation_error),
+            )
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("cannot bind the runtime API port")?;
+        let address = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .envs(env)
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let log_path = log_dir.join(format!("{name}.log"));
+        let file = tokio::fs::File::create(&log_path).await?;
+        let file = Arc::new(tokio::sync::Mutex::new(file));
+        let stdout = child.stdout.take().context("no stdout")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let out_task = tokio::spawn(collect_lines(stdout, Arc::clone(&lines), Arc::clone(&file)));
+        let err_task = tokio::spawn(collect_lines(stderr, Arc::clone(&lines), Arc::clone(&file)));
+
+        let (exit_tx, exited) = watch::channel(None);
+        let (kill, kill_rx) = mpsc::channel(1);
+        watch_exit(child, kill_rx, exit_tx, Arc::clone(&shared), [out_task, err_task]);
+        Ok(Self {
+            name: name.to_owned(),
+            sender,
+            shared,
+            kill,
+            exited,
+            lines,
+            server,
+            timeout,
+        })
+    }
+
+    /// Invokes the function with `payload` and waits for its answer, at most `self.timeout`.
+    pub async fn invoke(&self, payload: &Value) -> Outcome {
+        if let Some(why) = self.exited.borrow().clone() {
+            return Err(InvokeError::Crashed(why));
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let deadline_ms = epoch_ms() + self.timeout.as_millis() as u64;
+        let (tx, rx) = oneshot::channel();
+        self.shared.pending.lock().unwrap().insert(request_id.clone(), tx);
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload: payload.clone(),
+            deadline_ms,
+        };
+        if self.sender.send(invocation).await.is_err() {
+            return Err(InvokeError::Crashed("runtime API closed".into()));
+        }
+        let mut exited = self.exited.clone();
+        tokio::select! {
+            outcome = rx => outcome.unwrap_or_else(|_| Err(InvokeError::Crashed("process exited".into()))),
+            status = exited.wait_for(|status| status.is_some()) => {
+                let why = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
+                Err(InvokeError::Crashed(why))
+            }
+            _ = tokio::time::sleep(self.timeout) => {
+                self.shared.pending.lock().unwrap().remove(&request_id);
+                Err(InvokeError::TimedOut)
+            }
+        }
+    }
+
+    /// Every line the function printed so far, stdout and stderr.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for LambdaFunction {
+    fn drop(&mut self) {
+        let _ = self.kill.try_send(());
+        self.server.abort();
+    }
+}
+
+/// Waits for the child to exit (or kills it on request), then fails every pending invocation,
+/// so that a crash ends them at once instead of at their timeout.
+fn watch_exit(
+    mut child: Child,
+    mut kill: mpsc::Receiver<()>,
+    exit_tx: watch::Sender<Option<String>>,
+    shared: Arc<Shared>,
+    readers: [tokio::task::JoinHandle<()>; 2],
+) {
+    tokio::spawn(async move {
+        let status = tokio::select! {
+            status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+            _ = kill.recv() => {
+                let _ = child.kill().await;
+                "killed".to_owned()
+            }
+        };
+        for reader in readers {
+            let _ = reader.await;
+        }
+        let init = shared.init_error.lock().unwrap().clone();
+        let why = match init {
+            Some(body) => format!("{status}; init error: {body}"),
+            None => status,
+        };
+        let _ = exit_tx.send(Some(why.clone()));
+        for (_, waiter) in shared.pending.lock().unwrap().drain() {
+            let _ = waiter.send(Err(InvokeError::Crashed(why.clone())));
+        }
+    });
+}
+
+async fn collect_lines(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    lines: Arc<Mutex<Vec<String>>>,
+    file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+) {
+    let mut reader = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = reader.next_line().await {
+        {
+            let mut file = file.lock().await;
+            let _ = file.write_all(line.as_bytes()).await;
+            let _ = file.write_all(b"\n").await;
+        }
+        lines.lock().unwrap().push(line);
+    }
+}
+
+async fn next_invocation(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let invocation = shared.next.lock().await.recv().await;
+    let Some(invocation) = invocation else {
+        return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
+    };
+    let mut headers = HeaderMap::new();
+    let header = |text: &str| HeaderValue::from_str(text).expect("ascii header");
+    headers.insert("lambda-runtime-aws-request-id", header(&invocation.request_id));
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        header(&invocation.deadline_ms.to_string()),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        header(&shared.function_arn),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        header("Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0"),
+    );
+    headers.insert("content-type", header("application/json"));
+    (
+        StatusCode::OK,
+        headers,
+        Bytes::from(invocation.payload.to_string()),
+    )
+}
+
+async fn invocation_response(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    settle(
+        &shared,
+        &id,
+        serde_json::from_slice(&body)
+            .map_err(|e| InvokeError::Function(Value::String(format!("response is not JSON: {e}")))),
+    )
+}
+
+async fn invocation_error(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    let error = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    settle(&shared, &id, Err(InvokeError::Function(error)))
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    let error = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    *shared.init_error.lock().unwrap() = Some(error);
+    StatusCode::ACCEPTED
+}
+
+fn settle(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    match shared.pending.lock().unwrap().remove(id) {
+        Some(waiter) => {
+            let _ = waiter.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,23 @@
+//! The local AWS stack for end-to-end tests and the demo.
+//!
+//! Nothing here fakes an AWS service: DynamoDB, SQS, Cognito, CloudFormation and Lambda's
+//! control plane are moto in server mode, reached through the AWS SDK for Rust. What moto cannot
+//! do is run a Lambda function, so this crate runs the real compiled binaries itself:
+//!
+//! - [`lambda`]: a Lambda Runtime API emulator that starts a binary as a child process and feeds
+//!   it invocations, as the Lambda service does;
+//! - [`event_source`]: an SQS event-source-mapping emulator that builds the exact Lambda SQS
+//!   event, deletes the successes and leaves the reported failures for redelivery;
+//! - [`stack`]: deploys `infra/template.yaml` (translated offline from SAM) into moto;
+//! - [`pipeline`]: all of it together, one call away, for tests that read like the guarantee
+//!   they prove.
+
+pub mod cognito;
+pub mod event_source;
+pub mod lambda;
+pub mod moto;
+pub mod paths;
+pub mod pipeline;
+pub mod stack;
+
+pub use pipeline::{LocalPipeline, NewUser, PipelineOptions};

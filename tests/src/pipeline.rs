@@ -1,0 +1,437 @@
+//! The whole pipeline on the local stack, one call away: moto, the deployed template, a user
+//! pool, the real trigger and consumer binaries, and the SQS event source.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+
+use crate::cognito::{self, UserPool};
+use crate::event_source::{PollReport, SqsEventSource};
+use crate::lambda::{InvokeError, LambdaFunction};
+use crate::moto::MotoServer;
+use crate::paths::{log_dir, workspace_binary};
+use crate::stack::{self, DeployedStack, EventSourceSettings};
+
+/// A DynamoDB item as read back.
+pub type StoredItem = HashMap<String, AttributeValue>;
+
+/// A user to sign up: username and the attributes given at sign-up.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl NewUser {
+    pub fn new(username: &str, attributes: &[(&str, &str)]) -> Self {
+        Self {
+            username: username.to_owned(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// A signed-up, confirmed user and the Post Confirmation event Cognito would send for them.
+#[derive(Debug, Clone)]
+pub struct ConfirmedSignUp {
+    pub username: String,
+    pub sub: String,
+    pub attributes: BTreeMap<String, String>,
+    pub event: Value,
+}
+
+/// Knobs for a test.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Extra or replaced environment variables of the trigger.
+    pub trigger_env: Vec<(String, String)>,
+    /// Extra or replaced environment variables of the consumer.
+    pub consumer_env: Vec<(String, String)>,
+    /// The sync queue's visibility timeout, short so that redelivery takes seconds.
+    pub visibility_timeout: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            trigger_env: Vec::new(),
+            consumer_env: Vec::new(),
+            visibility_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything running. Dropping it stops the functions and then moto.
+pub struct LocalPipeline {
+    pub sdk: SdkConfig,
+    pub stack: DeployedStack,
+    pub pool: UserPool,
+    pub trigger: LambdaFunction,
+    pub consumer: LambdaFunction,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    pub event_source: EventSourceSettings,
+    pub log_dir: PathBuf,
+    consumer_env: HashMap<String, String>,
+    previous_consumer_lines: Vec<String>,
+    // Last, so that it is dropped after the functions.
+    moto: MotoServer,
+}
+
+/// SDK configuration for a local endpoint with dummy credentials.
+pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "local"))
+        .load()
+        .await
+}
+
+impl LocalPipeline {
+    /// Starts moto, creates the user pool, deploys the template against it (the
+    /// existing-pool path: moto cannot create pools through CloudFormation), and starts both
+    /// functions with the environment the stack gave them.
+    pub async fn start(label: &str, options: PipelineOptions) -> Result<Self> {
+        let log_dir = log_dir(label);
+        let moto = MotoServer::start(&log_dir)?;
+        let endpoint = moto.endpoint();
+        let sdk = local_sdk_config(&endpoint).await;
+        let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+        let pool = cognito::create_user_pool(&cognito, "cognito-user-sync-local").await?;
+        let stack = stack::deploy(&sdk, "cognito-user-sync", &[("ExistingUserPoolId", &pool.id)]).await?;
+
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        sqs.set_queue_attributes()
+            .queue_url(stack.output("QueueUrl")?)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                options.visibility_timeout.as_secs().to_string(),
+            )
+            .send()
+            .await
+            .context("SetQueueAttributes failed")?;
+
+        let base_env = |extra: &HashMap<String, String>| {
+            let mut env = HashMap::from([
+                ("AWS_ENDPOINT_URL".to_owned(), endpoint.clone()),
+                ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+                ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
+                ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+                ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+                ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "info".to_owned()),
+            ]);
+            env.extend(extra.clone());
+            env
+        };
+        let trigger_name = stack.output("TriggerFunctionName")?.to_owned();
+        let consumer_name = stack.output("ConsumerFunctionName")?.to_owned();
+        let mut trigger_env = base_env(&stack::function_environment(&sdk, &trigger_name).await?);
+        trigger_env.extend(options.trigger_env.iter().cloned());
+        let mut consumer_env = base_env(&stack::function_environment(&sdk, &consumer_name).await?);
+        consumer_env.extend(options.consumer_env.iter().cloned());
+
+        let trigger = LambdaFunction::start(
+            &trigger_name,
+            &workspace_binary("trigger")?,
+            &trigger_env,
+            Duration::from_secs(5),
+            &log_dir,
+        )
+        .await?;
+        let consumer = LambdaFunction::start(
+            &consumer_name,
+            &workspace_binary("consumer")?,
+            &consumer_env,
+            Duration::from_secs(30),
+            &log_dir,
+        )
+        .await?;
+        let event_source = stack::consumer_event_source(&sdk, &consumer_name).await?;
+        if !event_source.reports_batch_item_failures {
+            bail!("the deployed event source mapping does not report batch item failures");
+        }
+
+        Ok(Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            cognito,
+            sqs,
+            sdk,
+            stack,
+            pool,
+            trigger,
+            consumer,
+            event_source,
+            log_dir,
+            consumer_env,
+            previous_consumer_lines: Vec::new(),
+            moto,
+        })
+    }
+
+    pub fn moto_endpoint(&self) -> String {
+        self.moto.endpoint()
+    }
+
+    pub fn moto_pid(&self) -> u32 {
+        self.moto.pid()
+    }
+
+    /// Signs the user up and confirms them in the local pool; returns the Post Confirmation
+    /// event for `PostConfirmation_ConfirmSignUp`.
+    pub async fn sign_up(&self, user: &NewUser) -> Result<ConfirmedSignUp> {
+        let attributes =
+            cognito::sign_up_and_confirm(&self.cognito, &self.pool, &user.username, &user.attributes).await?;
+        let sub = attributes
+            .get("sub")
+            .context("Cognito gave the user no sub")?
+            .clone();
+        let event = cognito::post_confirmation_event(
+            &self.pool,
+            &user.username,
+            &attributes,
+            "PostConfirmation_ConfirmSignUp",
+        );
+        Ok(ConfirmedSignUp {
+            username: user.username.clone(),
+            sub,
+            attributes,
+            event,
+        })
+    }
+
+    /// Invokes the trigger as Cognito would.
+    pub async fn invoke_trigger(&self, event: &Value) -> Result<Value, InvokeError> {
+        self.trigger.invoke(event).await
+    }
+
+    /// Runs the event source until the sync queue is empty.
+    pub async fn drain(&self) -> Result<PollReport> {
+        self.source().drain(Duration::from_secs(120)).await
+    }
+
+    /// One batch through the event source.
+    pub async fn poll_once(&self) -> Result<PollReport> {
+        self.source().poll_once().await
+    }
+
+    fn source(&self) -> SqsEventSource<'_> {
+        SqsEventSource {
+            sqs: &self.sqs,
+            queue_url: self.queue_url(),
+            queue_arn: self
+                .stack
+                .outputs
+                .get("QueueArn")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            function: &self.consumer,
+            batch_size: self.event_source.batch_size,
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        self.stack
+            .outputs
+            .get("QueueUrl")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn dlq_url(&self) -> &str {
+        self.stack
+            .outputs
+            .get("DeadLetterQueueUrl")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Puts a raw body on the sync queue, as a producer (or an attacker) could.
+    pub async fn send_raw(&self, body: &str) -> Result<String> {
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(self.queue_url())
+            .message_body(body)
+            .send()
+            .await
+            .context("SendMessage failed")?;
+        Ok(sent.message_id().unwrap_or_default().to_owned())
+    }
+
+    /// Receives every message in the DLQ (hiding them for a minute) and returns their bodies
+    /// and receipt handles.
+    pub async fn dlq_messages(&self) -> Result<Vec<(String, String)>> {
+        let mut messages = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(self.dlq_url())
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .send()
+                .await
+                .context("ReceiveMessage on the DLQ failed")?;
+            if batch.messages().is_empty() {
+                return Ok(messages);
+            }
+            for m in batch.messages() {
+                messages.push((
+                    m.body().unwrap_or_default().to_owned(),
+                    m.receipt_handle().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    }
+
+    /// Moves every DLQ message back to the sync queue (send, then delete). Returns how many.
+    pub async fn redrive_dlq(&self) -> Result<usize> {
+        let messages = self.dlq_messages().await?;
+        for (body, receipt) in &messages {
+            self.send_raw(body).await?;
+            self.sqs
+                .delete_message()
+                .queue_url(self.dlq_url())
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .context("DeleteMessage on the DLQ failed")?;
+        }
+        Ok(messages.len())
+    }
+
+    /// Restarts the consumer process with changed environment variables (e.g. to simulate a
+    /// misconfigured deploy and its fix).
+    pub async fn restart_consumer(&mut self, changes: &[(&str, &str)]) -> Result<()> {
+        for (k, v) in changes {
+            self.consumer_env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        self.previous_consumer_lines.extend(self.consumer.log_lines());
+        let name = self.consumer.name().to_owned();
+        let restarted_logs = self.log_dir.join("restarted");
+        std::fs::create_dir_all(&restarted_logs)?;
+        let binary = workspace_binary("consumer")?;
+        self.consumer = LambdaFunction::start(
+            &name,
+            &binary,
+            &self.consumer_env,
+            Duration::from_secs(30),
+            &restarted_logs,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub fn users_table(&self) -> &str {
+        self.stack
+            .outputs
+            .get("UsersTableName")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn profiles_table(&self) -> &str {
+        self.stack
+            .outputs
+            .get("ProfilesTableName")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    pub async fn user_item(&self, sub: &str) -> Result<Option<StoredItem>> {
+        let got = self
+            .dynamodb
+            .get_item()
+            .table_name(self.users_table())
+            .key("user_id", AttributeValue::S(sub.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("GetItem on users failed")?;
+        Ok(got.item().cloned())
+    }
+
+    pub async fn profile_item(&self, profile_id: &str) -> Result<Option<StoredItem>> {
+        let got = self
+            .dynamodb
+            .get_item()
+            .table_name(self.profiles_table())
+            .key("profile_id", AttributeValue::S(profile_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("GetItem on profiles failed")?;
+        Ok(got.item().cloned())
+    }
+
+    /// Every profile of a user, through the `user_id-index` GSI.
+    pub async fn profiles_of(&self, sub: &str) -> Result<Vec<StoredItem>> {
+        let found = self
+            .dynamodb
+            .query()
+            .table_name(self.profiles_table())
+            .index_name("user_id-index")
+            .key_condition_expression("user_id = :sub")
+            .expression_attribute_values(":sub", AttributeValue::S(sub.to_owned()))
+            .send()
+            .await
+            .context("Query on user_id-index failed")?;
+        Ok(found.items().to_vec())
+    }
+
+    /// Every item of a table.
+    pub async fn scan(&self, table: &str) -> Result<Vec<StoredItem>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("Scan failed")?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Every line either function printed, across restarts.
+    pub fn log_lines(&self) -> Vec<String> {
+        let mut lines = self.trigger.log_lines();
+        lines.extend(self.previous_consumer_lines.iter().cloned());
+        lines.extend(self.consumer.log_lines());
+        lines
+    }
+
+    /// Log lines that are JSON objects with `"event": name`.
+    pub fn log_events(&self, name: &str) -> Vec<Value> {
+        self.log_lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|v| v.get("event").and_then(Value::as_str) == Some(name))
+            .collect()
+    }
+}
+
+/// A string attribute of a stored item.
+pub fn s<'a>(item: &'a StoredItem, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
