@@ -413,7 +413,22 @@ impl LocalPipeline {
         }
     }
 
-    /// Every line either function printed, across restarts.
+    /// Every line either function printed, across restarts, once output has settled: a
+    /// function writes its log lines before it answers, but they reach us through a pipe that
+    /// is read concurrently, so wait until no new line arrived for a moment.
+    pub async fn settled_log_lines(&self) -> Vec<String> {
+        let mut lines = self.log_lines();
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.log_lines();
+            if now.len() == lines.len() {
+                return now;
+            }
+            lines = now;
+        }
+    }
+
+    /// Every line either function printed so far, across restarts.
     pub fn log_lines(&self) -> Vec<String> {
         let mut lines = self.trigger.log_lines();
         lines.extend(self.previous_consumer_lines.iter().cloned());
@@ -421,9 +436,10 @@ impl LocalPipeline {
         lines
     }
 
-    /// Log lines that are JSON objects with `"event": name`.
-    pub fn log_events(&self, name: &str) -> Vec<Value> {
-        self.log_lines()
+    /// Settled log lines that are JSON objects with `"event": name`.
+    pub async fn log_events(&self, name: &str) -> Vec<Value> {
+        self.settled_log_lines()
+            .await
             .iter()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|v| v.get("event").and_then(Value::as_str) == Some(name))
@@ -434,4 +450,26 @@ impl LocalPipeline {
 /// A string attribute of a stored item.
 pub fn s<'a>(item: &'a StoredItem, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// A stored item as plain JSON, for printing.
+pub fn item_to_json(item: &StoredItem) -> Value {
+    let sorted: BTreeMap<&String, Value> = item.iter().map(|(k, v)| (k, attribute_to_json(v))).collect();
+    serde_json::to_value(sorted).unwrap_or(Value::Null)
+}
+
+fn attribute_to_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(text) => Value::String(text.clone()),
+        AttributeValue::N(number) => Value::String(number.clone()),
+        AttributeValue::Bool(flag) => Value::Bool(*flag),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::M(map) => {
+            let sorted: BTreeMap<&String, Value> =
+                map.iter().map(|(k, v)| (k, attribute_to_json(v))).collect();
+            serde_json::to_value(sorted).unwrap_or(Value::Null)
+        }
+        AttributeValue::L(list) => Value::Array(list.iter().map(attribute_to_json).collect()),
+        other => Value::String(format!("{other:?}")),
+    }
 }
