@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::config::ConsumerConfig;
 use crate::record::{self, RecordError, Synced};
 use crate::store::{PutOutcome, Store};
+use std::future::Future;
 
 /// What lives for the whole execution environment.
 pub struct Deps {
@@ -43,12 +44,13 @@ pub async fn handle(
 ) -> Result<SqsBatchResponse, UnidentifiedRecordFailed> {
     let deadline = Instant::now() + budget(event.context.deadline, deps.config.deadline_margin);
     let concurrency = deps.config.max_concurrent_records;
-    let results: Vec<(SqsMessage, Result<Synced, RecordError>)> =
-        futures::stream::iter(event.payload.records)
-            .map(|message| run_isolated(Arc::clone(&deps), message, deadline))
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+    let records = event.payload.records;
+    let results = run_isolated(records, concurrency, deadline, |message: &SqsMessage| {
+        let deps = Arc::clone(&deps);
+        let body = message.body.clone();
+        async move { record::process(&deps, body.as_deref()).await }
+    })
+    .await;
 
     let mut response = SqsBatchResponse::default();
     let mut unidentified_failure = false;
@@ -85,22 +87,34 @@ pub async fn handle(
     Ok(response)
 }
 
-/// Runs one record in its own task, so that a panic or an overrun fails that record only.
-async fn run_isolated(
-    deps: Arc<Deps>,
-    message: SqsMessage,
+/// Runs `process` for every item, at most `limit` at a time, each in its own task and bounded
+/// by `deadline`, so that a panic or an overrun fails that item only. Results come back paired
+/// with their items, in completion order.
+pub async fn run_isolated<T, F, Fut>(
+    items: Vec<T>,
+    limit: usize,
     deadline: Instant,
-) -> (SqsMessage, Result<Synced, RecordError>) {
-    let body = message.body.clone();
-    let task = tokio::spawn(async move {
-        tokio::time::timeout_at(deadline, record::process(&deps, body.as_deref())).await
-    });
-    let result = match task.await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_elapsed)) => Err(RecordError::DeadlineExceeded),
-        Err(_join_error) => Err(RecordError::Panicked),
-    };
-    (message, result)
+    process: F,
+) -> Vec<(T, Result<Synced, RecordError>)>
+where
+    F: Fn(&T) -> Fut,
+    Fut: Future<Output = Result<Synced, RecordError>> + Send + 'static,
+{
+    futures::stream::iter(items)
+        .map(|item| {
+            let task = tokio::spawn(tokio::time::timeout_at(deadline, process(&item)));
+            async move {
+                let result = match task.await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(_elapsed)) => Err(RecordError::DeadlineExceeded),
+                    Err(_join_error) => Err(RecordError::Panicked),
+                };
+                (item, result)
+            }
+        })
+        .buffer_unordered(limit.max(1))
+        .collect()
+        .await
 }
 
 /// Time left for the records: until the invocation's deadline (epoch milliseconds) less a
@@ -136,6 +150,70 @@ fn log_synced(message_id: Option<&str>, receive_count: Option<&str>, synced: &Sy
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn synced() -> Synced {
+        Synced {
+            sub: "s".into(),
+            profile_id: shared::ProfileId::derive("us-east-1_A1", "s"),
+            user: PutOutcome::Written,
+            profile: PutOutcome::Written,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn records_run_concurrently_but_never_more_than_the_limit() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let results = run_isolated((0..40).collect(), 4, deadline, |_: &i32| {
+            let (in_flight, peak) = (Arc::clone(&in_flight), Arc::clone(&peak));
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok(synced())
+            }
+        })
+        .await;
+        assert_eq!(results.len(), 40);
+        assert!(results.iter().all(|(_, r)| r.is_ok()));
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            4,
+            "concurrency must reach and never exceed the limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_or_overrunning_record_fails_alone() {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let results = run_isolated(vec!["ok", "panic", "slow", "ok"], 10, deadline, |item: &&str| {
+            let item = *item;
+            async move {
+                match item {
+                    "panic" => panic!("a bug in one record"),
+                    "slow" => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        Ok(synced())
+                    }
+                    _ => Ok(synced()),
+                }
+            }
+        })
+        .await;
+        let outcome = |name: &str| -> Vec<&'static str> {
+            results
+                .iter()
+                .filter(|(item, _)| *item == name)
+                .map(|(_, r)| r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.reason()))
+                .collect()
+        };
+        assert_eq!(outcome("ok"), ["ok", "ok"]);
+        assert_eq!(outcome("panic"), ["panicked"]);
+        assert_eq!(outcome("slow"), ["deadline_exceeded"]);
+    }
 
     #[test]
     fn budget_keeps_the_margin_and_is_never_zero() {

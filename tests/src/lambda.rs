@@ -58,6 +58,7 @@ pub struct LambdaFunction {
     sender: mpsc::Sender<Invocation>,
     shared: Arc<Shared>,
     kill: mpsc::Sender<()>,
+    pid: Option<u32>,
     exited: watch::Receiver<Option<String>>,
     lines: Arc<Mutex<Vec<String>>>,
     server: tokio::task::JoinHandle<()>,
@@ -136,12 +137,14 @@ impl LambdaFunction {
 
         let (exit_tx, exited) = watch::channel(None);
         let (kill, kill_rx) = mpsc::channel(1);
+        let pid = child.id();
         watch_exit(child, kill_rx, exit_tx, Arc::clone(&shared), [out_task, err_task]);
         Ok(Self {
             name: name.to_owned(),
             sender,
             shared,
             kill,
+            pid,
             exited,
             lines,
             server,
@@ -183,6 +186,13 @@ impl LambdaFunction {
     /// Every line the function printed so far, stdout and stderr.
     pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// Peak resident memory of the function process so far (Linux `VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     pub fn name(&self) -> &str {

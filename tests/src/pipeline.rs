@@ -83,6 +83,7 @@ pub struct LocalPipeline {
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub event_source: EventSourceSettings,
     pub log_dir: PathBuf,
+    trigger_env: HashMap<String, String>,
     consumer_env: HashMap<String, String>,
     previous_consumer_lines: Vec<String>,
     // Last, so that it is dropped after the functions.
@@ -175,6 +176,7 @@ impl LocalPipeline {
             consumer,
             event_source,
             log_dir,
+            trigger_env,
             consumer_env,
             previous_consumer_lines: Vec::new(),
             moto,
@@ -333,6 +335,29 @@ impl LocalPipeline {
         )
         .await?;
         Ok(())
+    }
+
+    /// Starts another trigger process with changed environment variables, beside the main one
+    /// (e.g. pointed at an unreachable queue, to measure the worst case).
+    pub async fn start_trigger_variant(
+        &self,
+        label: &str,
+        changes: &[(&str, &str)],
+    ) -> Result<LambdaFunction> {
+        let mut env = self.trigger_env.clone();
+        for (k, v) in changes {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let dir = self.log_dir.join(label);
+        std::fs::create_dir_all(&dir)?;
+        LambdaFunction::start(
+            self.trigger.name(),
+            &workspace_binary("trigger")?,
+            &env,
+            Duration::from_secs(5),
+            &dir,
+        )
+        .await
     }
 
     pub fn users_table(&self) -> &str {

@@ -144,7 +144,8 @@ pub struct EventSourceSettings {
     pub reports_batch_item_failures: bool,
 }
 
-fn translate(parameters: &[(&str, &str)]) -> Result<String> {
+/// `infra/template.yaml` translated from SAM to plain CloudFormation JSON (offline).
+pub fn translate(parameters: &[(&str, &str)]) -> Result<String> {
     let root = workspace_root();
     let mut command = Command::new(venv_python()?);
     command
