@@ -6,11 +6,13 @@
 //! reported.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
+use shared::metrics::{Metrics, MetricsConfig, Unit};
 use tokio::time::Instant;
 
 use crate::config::ConsumerConfig;
@@ -21,8 +23,23 @@ use std::future::Future;
 /// What lives for the whole execution environment.
 pub struct Deps {
     pub config: ConsumerConfig,
+    pub metrics: MetricsConfig,
     pub store: Store,
+    /// Retries of `PutItem` beyond the SDK's, since the last invocation's metrics were emitted.
+    /// (One invocation at a time per execution environment, so "since last emitted" is "this one".)
+    pub write_retries: AtomicU64,
 }
+
+/// The consumer's counters, emitted (zero included) on every invocation; `SyncLag` is a sample
+/// per message that wrote something.
+pub const COUNTERS: [&str; 6] = [
+    "UsersWritten",
+    "ProfilesWritten",
+    "AlreadySynced",
+    "InvalidMessages",
+    "WriteRetries",
+    "BatchItemFailures",
+];
 
 /// The batch as a whole failed: every record will be redelivered (harmless: writes are idempotent).
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +70,7 @@ pub async fn handle(
     .await;
 
     let mut response = SqsBatchResponse::default();
+    let mut metrics = Metrics::new(&deps.metrics, &COUNTERS);
     let mut unidentified_failure = false;
     for (message, result) in results {
         let message_id = message.message_id.as_deref().filter(|id| !id.is_empty());
@@ -61,8 +79,14 @@ pub async fn handle(
             .get("ApproximateReceiveCount")
             .map(String::as_str);
         match result {
-            Ok(synced) => log_synced(message_id, receive_count, &synced),
+            Ok(synced) => {
+                count_synced(&mut metrics, &synced);
+                log_synced(message_id, receive_count, &synced);
+            }
             Err(err) => {
+                if err.is_invalid_message() {
+                    metrics.count("InvalidMessages", 1);
+                }
                 tracing::warn!(
                     event = "record_failed",
                     reason = err.reason(),
@@ -77,6 +101,9 @@ pub async fn handle(
             }
         }
     }
+    metrics.count("WriteRetries", deps.write_retries.swap(0, Ordering::Relaxed));
+    metrics.count("BatchItemFailures", response.batch_item_failures.len() as u64);
+    metrics.emit();
     if unidentified_failure {
         return Err(UnidentifiedRecordFailed);
     }
@@ -129,6 +156,18 @@ fn budget(deadline_epoch_ms: u64, margin: Duration) -> Duration {
         .max(Duration::from_millis(100))
 }
 
+fn count_synced(metrics: &mut Metrics, synced: &Synced) {
+    let written = |outcome| u64::from(outcome == PutOutcome::Written);
+    metrics.count("UsersWritten", written(synced.user));
+    metrics.count("ProfilesWritten", written(synced.profile));
+    if synced.user == PutOutcome::AlreadyExists && synced.profile == PutOutcome::AlreadyExists {
+        metrics.count("AlreadySynced", 1);
+    }
+    if let Some(lag) = synced.sync_lag {
+        metrics.sample("SyncLag", Unit::Milliseconds, lag.as_secs_f64() * 1000.0);
+    }
+}
+
 fn log_synced(message_id: Option<&str>, receive_count: Option<&str>, synced: &Synced) {
     let written = |outcome| matches!(outcome, PutOutcome::Written);
     let event = if written(synced.user) || written(synced.profile) {
@@ -155,6 +194,7 @@ mod tests {
     fn synced() -> Synced {
         Synced {
             sub: "s".into(),
+            sync_lag: None,
             profile_id: shared::ProfileId::derive("us-east-1_A1", "s"),
             user: PutOutcome::Written,
             profile: PutOutcome::Written,

@@ -2,6 +2,9 @@
 //! conditional puts, with partial batch failures reported to the event source mapping.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use shared::metrics::MetricsConfig;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -17,16 +20,20 @@ use handler::Deps;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let config = match ConsumerConfig::from_env(&shared::config::ProcessEnv) {
+    let env = shared::config::ProcessEnv;
+    let config = match ConsumerConfig::from_env(&env).and_then(|c| Ok((c, MetricsConfig::from_env(&env)?))) {
         Ok(config) => config,
         Err(err) => {
             tracing::error!(event = "config_invalid", error = %err);
             return Err(err.into());
         }
     };
+    let (config, metrics) = config;
     let deps = Arc::new(Deps {
         store: store::Store::connect(&config).await,
         config,
+        metrics,
+        write_retries: AtomicU64::new(0),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = Arc::clone(&deps);

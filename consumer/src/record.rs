@@ -1,5 +1,6 @@
 //! One SQS record: decode the envelope, check the pool, write both items.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -14,6 +15,8 @@ use crate::store::{PutOutcome, Table, WriteError};
 #[derive(Debug)]
 pub struct Synced {
     pub sub: String,
+    /// Confirmation to write, when this delivery wrote anything.
+    pub sync_lag: Option<Duration>,
     pub profile_id: ProfileId,
     pub user: PutOutcome,
     pub profile: PutOutcome,
@@ -37,6 +40,14 @@ pub enum RecordError {
 }
 
 impl RecordError {
+    /// The message itself is bad (it will never succeed): counted as `InvalidMessages`.
+    pub fn is_invalid_message(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingBody | Self::InvalidEnvelope(_) | Self::ForeignUserPool { .. }
+        )
+    }
+
     /// A short, stable label for logs, metrics and `dlq peek`.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -65,8 +76,11 @@ pub async fn process(deps: &Deps, body: Option<&str>) -> Result<Synced, RecordEr
         put_with_retry(deps, Table::Users, &items.user),
         put_with_retry(deps, Table::Profiles, &items.profile),
     )?;
+    let wrote = user_outcome == PutOutcome::Written || profile_outcome == PutOutcome::Written;
+    let lag = OffsetDateTime::now_utc() - user.confirmed_at();
     Ok(Synced {
         sub: user.sub().to_owned(),
+        sync_lag: wrote.then(|| lag.try_into().unwrap_or_default()),
         profile_id: user.profile_id(),
         user: user_outcome,
         profile: profile_outcome,
@@ -85,6 +99,7 @@ async fn put_with_retry(deps: &Deps, table: Table, item: &shared::Item) -> Resul
         .retry(backoff)
         .when(|err: &WriteError| err.retryable)
         .notify(|err: &WriteError, wait: Duration| {
+            deps.write_retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 event = "write_retry",
                 table = table.as_str(),

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod envelope;
 pub mod mapping;
+pub mod metrics;
 pub mod pii;
 pub mod profile_id;
 pub mod telemetry;

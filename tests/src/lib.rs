@@ -13,6 +13,7 @@
 //!   they prove.
 
 pub mod cognito;
+pub mod emf;
 pub mod event_source;
 pub mod lambda;
 pub mod moto;

@@ -1,6 +1,7 @@
 //! One invocation: read the event, enqueue sign-up confirmations, return the event unchanged.
 
 use serde_json::Value;
+use shared::metrics::{Metrics, MetricsConfig};
 use shared::{ConfirmationSource, ConfirmedUser, UserError, envelope};
 use time::OffsetDateTime;
 
@@ -11,8 +12,12 @@ use crate::queue::{EnqueueError, SyncQueue};
 /// What lives for the whole execution environment.
 pub struct Deps {
     pub config: TriggerConfig,
+    pub metrics: MetricsConfig,
     pub queue: SyncQueue,
 }
+
+/// The trigger's metrics, emitted (zero included) on every invocation.
+pub const METRICS: [&str; 3] = ["Enqueued", "EnqueueFailed", "Skipped"];
 
 /// Why the trigger refused an event. Returned to Cognito, which then fails the user's call.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,13 @@ impl From<TriggerError> for lambda_runtime::Diagnostic {
 }
 
 pub async fn handle(deps: &Deps, event: Value) -> Result<Value, TriggerError> {
+    let mut metrics = Metrics::new(&deps.metrics, &METRICS);
+    let result = handle_event(deps, event, &mut metrics).await;
+    metrics.emit();
+    result
+}
+
+async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Result<Value, TriggerError> {
     let parsed = PostConfirmationEvent::from_value(&event)?;
     let confirmation = parsed.confirmation()?;
     if let Some(expected) = &deps.config.expected_user_pool_id
@@ -59,12 +71,14 @@ pub async fn handle(deps: &Deps, event: Value) -> Result<Value, TriggerError> {
     }
     if confirmation == Confirmation::ForgotPassword {
         tracing::info!(event = "skipped", reason = "forgot_password", user_pool_id = %parsed.user_pool_id);
+        metrics.count("Skipped", 1);
         return Ok(event);
     }
 
     let user = confirmed_user(parsed)?;
     match deps.queue.send(envelope::encode(&user)).await {
         Ok(message_id) => {
+            metrics.count("Enqueued", 1);
             tracing::info!(
                 event = "enqueued",
                 user_pool_id = user.user_pool_id(),
@@ -74,6 +88,7 @@ pub async fn handle(deps: &Deps, event: Value) -> Result<Value, TriggerError> {
             Ok(event)
         }
         Err(err) => {
+            metrics.count("EnqueueFailed", 1);
             // The user is already confirmed; this record is what `reconcile` repairs from.
             tracing::error!(
                 event = "enqueue_failed",

@@ -5,6 +5,7 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
+use shared::metrics::MetricsConfig;
 
 mod config;
 mod event;
@@ -17,7 +18,8 @@ use handler::Deps;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let config = match TriggerConfig::from_env(&shared::config::ProcessEnv) {
+    let env = shared::config::ProcessEnv;
+    let config = match TriggerConfig::from_env(&env).and_then(|c| Ok((c, MetricsConfig::from_env(&env)?))) {
         Ok(config) => config,
         Err(err) => {
             // Reported as an init error: Lambda shows it and Cognito's call fails loudly,
@@ -26,9 +28,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(err.into());
         }
     };
+    let (config, metrics) = config;
     let deps = Deps {
         queue: queue::SyncQueue::connect(&config).await,
         config,
+        metrics,
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -1,0 +1,226 @@
+//! Metrics in CloudWatch Embedded Metric Format (EMF): one JSON line on stdout per invocation,
+//! which CloudWatch Logs turns into metrics without an API call on the hot path.
+//!
+//! Each function declares its metric names up front and emits every one of them on every
+//! invocation (zero included), so dashboards and alarms see a continuous series. Written by
+//! hand rather than with a metrics crate: the format is one small JSON object, and an exporter
+//! with background flushing does not fit Lambda's freeze-between-invocations model.
+//!
+//! Specification: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{ConfigError, Source, optional};
+
+/// At most 100 values per metric per EMF line (the specification's limit).
+const MAX_VALUES_PER_LINE: usize = 100;
+
+/// A CloudWatch unit (the subset this product uses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// Where metrics go: namespace and the `Service` dimension's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub namespace: String,
+    pub service: String,
+}
+
+impl MetricsConfig {
+    /// `METRICS_NAMESPACE` (default `CognitoUserSync`) and `METRICS_SERVICE` (default
+    /// `cognito-user-sync`).
+    pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            namespace: optional(env, "METRICS_NAMESPACE").unwrap_or_else(|| "CognitoUserSync".to_owned()),
+            service: optional(env, "METRICS_SERVICE").unwrap_or_else(|| "cognito-user-sync".to_owned()),
+        })
+    }
+}
+
+/// The metrics of one invocation.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    config: MetricsConfig,
+    values: BTreeMap<&'static str, (Unit, Vec<f64>)>,
+}
+
+impl Metrics {
+    /// Starts an invocation's metrics; `counters` are emitted as 0 unless counted.
+    pub fn new(config: &MetricsConfig, counters: &[&'static str]) -> Self {
+        let values = counters
+            .iter()
+            .map(|name| (*name, (Unit::Count, vec![0.0])))
+            .collect();
+        Self {
+            config: config.clone(),
+            values,
+        }
+    }
+
+    /// Adds `n` to counter `name`.
+    pub fn count(&mut self, name: &'static str, n: u64) {
+        let (_, values) = self.values.entry(name).or_insert((Unit::Count, vec![0.0]));
+        values[0] += n as f64;
+    }
+
+    /// Records one sample of `name` (e.g. a latency); all samples are emitted.
+    pub fn sample(&mut self, name: &'static str, unit: Unit, value: f64) {
+        self.values
+            .entry(name)
+            .or_insert((unit, Vec::new()))
+            .1
+            .push(value);
+    }
+
+    /// The EMF lines for these metrics at `timestamp_ms` (milliseconds since the epoch). More
+    /// than one only when a metric has more than 100 samples.
+    pub fn to_emf_lines(&self, timestamp_ms: u64) -> Vec<String> {
+        let chunks = self
+            .values
+            .values()
+            .map(|(_, v)| v.len().div_ceil(MAX_VALUES_PER_LINE))
+            .max()
+            .unwrap_or(0);
+        (0..chunks.max(1))
+            .filter_map(|chunk| self.emf_line(timestamp_ms, chunk))
+            .collect()
+    }
+
+    fn emf_line(&self, timestamp_ms: u64, chunk: usize) -> Option<String> {
+        let mut root = Map::new();
+        let mut definitions = Vec::new();
+        for (name, (unit, values)) in &self.values {
+            let part: Vec<f64> = values
+                .iter()
+                .skip(chunk * MAX_VALUES_PER_LINE)
+                .take(MAX_VALUES_PER_LINE)
+                .copied()
+                .collect();
+            let value = match part.as_slice() {
+                [] => continue,
+                [one] => json!(one),
+                many => json!(many),
+            };
+            definitions.push(json!({"Name": name, "Unit": unit.as_str()}));
+            root.insert((*name).to_owned(), value);
+        }
+        if definitions.is_empty() {
+            return None;
+        }
+        root.insert("Service".to_owned(), Value::String(self.config.service.clone()));
+        root.insert(
+            "_aws".to_owned(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": self.config.namespace,
+                    "Dimensions": [["Service"]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        Some(Value::Object(root).to_string())
+    }
+
+    /// Writes the EMF lines to stdout (where Lambda sends them to CloudWatch Logs).
+    pub fn emit(&self) {
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let mut stdout = std::io::stdout().lock();
+        for line in self.to_emf_lines(now_ms as u64) {
+            // A metrics line that cannot be written is not worth failing an invocation over.
+            let _ = writeln!(stdout, "{line}");
+        }
+        let _ = stdout.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> MetricsConfig {
+        MetricsConfig {
+            namespace: "CognitoUserSync".into(),
+            service: "stack-a".into(),
+        }
+    }
+
+    fn parse(line: &str) -> Value {
+        serde_json::from_str(line).unwrap()
+    }
+
+    #[test]
+    fn counters_are_emitted_even_when_zero() {
+        let mut metrics = Metrics::new(&config(), &["Enqueued", "EnqueueFailed"]);
+        metrics.count("Enqueued", 1);
+        let lines = metrics.to_emf_lines(1_700_000_000_000);
+        assert_eq!(lines.len(), 1);
+        let emf = parse(&lines[0]);
+        assert_eq!(emf["Enqueued"], json!(1.0));
+        assert_eq!(emf["EnqueueFailed"], json!(0.0));
+        assert_eq!(emf["Service"], "stack-a");
+        let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(emf["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert_eq!(directive["Namespace"], "CognitoUserSync");
+        assert_eq!(directive["Dimensions"], json!([["Service"]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "EnqueueFailed", "Unit": "Count"}, {"Name": "Enqueued", "Unit": "Count"}])
+        );
+    }
+
+    #[test]
+    fn samples_are_emitted_as_arrays_of_at_most_100_values() {
+        let mut metrics = Metrics::new(&config(), &["UsersWritten"]);
+        for i in 0..150 {
+            metrics.sample("SyncLag", Unit::Milliseconds, i as f64);
+        }
+        let lines: Vec<Value> = metrics.to_emf_lines(1).iter().map(|l| parse(l)).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["SyncLag"].as_array().unwrap().len(), 100);
+        assert_eq!(lines[1]["SyncLag"].as_array().unwrap().len(), 50);
+        assert_eq!(lines[0]["UsersWritten"], json!(0.0));
+        assert!(
+            lines[1].get("UsersWritten").is_none(),
+            "counters are emitted once"
+        );
+        let units: Vec<&Value> = lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["Unit"])
+            .collect();
+        assert_eq!(units, [&json!("Milliseconds"), &json!("Count")]);
+    }
+
+    #[test]
+    fn nothing_to_emit_gives_no_line() {
+        assert!(Metrics::new(&config(), &[]).to_emf_lines(1).is_empty());
+    }
+
+    #[test]
+    fn config_defaults_and_overrides() {
+        let none = |_: &str| None;
+        assert_eq!(
+            MetricsConfig::from_env(&none).unwrap().namespace,
+            "CognitoUserSync"
+        );
+        let set = |name: &str| (name == "METRICS_SERVICE").then(|| "prod-sync".to_owned());
+        assert_eq!(MetricsConfig::from_env(&set).unwrap().service, "prod-sync");
+    }
+}
