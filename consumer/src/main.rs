@@ -9,13 +9,9 @@ use shared::metrics::MetricsConfig;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 
-mod config;
-mod handler;
-mod record;
-mod store;
-
-use config::ConsumerConfig;
-use handler::Deps;
+use consumer::config::ConsumerConfig;
+use consumer::handler::{self, Deps};
+use consumer::store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

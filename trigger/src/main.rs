@@ -7,13 +7,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::metrics::MetricsConfig;
 
-mod config;
-mod event;
-mod handler;
-mod queue;
-
-use config::TriggerConfig;
-use handler::Deps;
+use trigger::config::TriggerConfig;
+use trigger::handler::{self, Deps};
+use trigger::queue;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -1,0 +1,7 @@
+//! The SQS consumer as a library: the binary (`main.rs`) only wires it to the Lambda runtime,
+//! so tests drive the same code.
+
+pub mod config;
+pub mod handler;
+pub mod record;
+pub mod store;

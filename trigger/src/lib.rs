@@ -1,0 +1,7 @@
+//! The Cognito Post Confirmation trigger as a library: the binary (`main.rs`) only wires it to
+//! the Lambda runtime, so tests and fuzzers drive the same code.
+
+pub mod config;
+pub mod event;
+pub mod handler;
+pub mod queue;
