@@ -1,6 +1,8 @@
-//! What the template promises but moto does not create (alarms, queue policies) or cannot
-//! enforce (IAM), checked in the template itself, after the same SAM translation the local
-//! deploy uses.
+//! What the template promises but moto does not create (alarms, queue policies, saved queries,
+//! the alarm e-mail subscription), cannot enforce (IAM) or does not check (the dashboard's body),
+//! checked in the template itself, after the same SAM translation the local deploy uses.
+
+use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
@@ -222,4 +224,458 @@ fn alarms_watch_the_dlq_queue_age_and_both_functions() {
     assert!(watches("ApproximateAgeOfOldestMessage", "SyncQueue"));
     assert!(watches("Errors", "TriggerFunction"));
     assert!(watches("Errors", "ConsumerFunction"));
+}
+
+// ------------------------------------------------------------------ operations --
+
+/// The custom metrics the functions emit (Embedded Metric Format), and so what the dashboard
+/// and the alarms may rely on.
+const CUSTOM_METRICS: [&str; 10] = [
+    "Enqueued",
+    "EnqueueFailed",
+    "Skipped",
+    "UsersWritten",
+    "ProfilesWritten",
+    "AlreadySynced",
+    "InvalidMessages",
+    "WriteRetries",
+    "BatchItemFailures",
+    "SyncLag",
+];
+
+/// Every alarm, with the section of docs/runbook.md its description must point at.
+const ALARMS: [(&str, &str); 8] = [
+    ("DeadLetterQueueNotEmptyAlarm", "dlq-not-empty"),
+    ("QueueMessageAgeAlarm", "queue-message-age"),
+    ("TriggerErrorsAlarm", "trigger-errors"),
+    ("ConsumerErrorsAlarm", "consumer-errors"),
+    ("TriggerThrottlesAlarm", "trigger-throttles"),
+    ("ConsumerThrottlesAlarm", "consumer-throttles"),
+    ("EnqueueFailedAlarm", "enqueue-failed"),
+    ("TriggerDurationP99Alarm", "trigger-duration-p99"),
+];
+
+/// Template parameters that the dashboard body uses as JSON numbers (outside quotes).
+const NUMERIC_SUB_PARAMETERS: [&str; 2] = ["QueueAgeAlarmSeconds", "TriggerDurationAlarmMs"];
+
+/// One row of a metric widget: namespace, metric name, dimensions, and the statistic (the row's
+/// own, else the widget's).
+#[derive(Debug)]
+struct MetricRow {
+    widget: String,
+    namespace: String,
+    metric: String,
+    dimensions: Vec<(String, String)>,
+    stat: Option<String>,
+}
+
+/// The dashboard's body, a `Fn::Sub` string, parsed as JSON with each `${X}` replaced by `{X}`
+/// (inside strings) or by 1 (the numeric parameters), so that the references stay visible.
+fn dashboard_body(t: &Value) -> Value {
+    let dashboards = resources_of_type(t, "AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1, "one dashboard");
+    let body = &dashboards[0].1["Properties"]["DashboardBody"];
+    let text = body["Fn::Sub"]
+        .as_str()
+        .unwrap_or_else(|| panic!("DashboardBody is a Fn::Sub of a string: {body}"));
+    let mut substituted = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        substituted.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closed ${...}") + start;
+        let name = &rest[start + 2..end];
+        if NUMERIC_SUB_PARAMETERS.contains(&name) {
+            substituted.push('1');
+        } else {
+            substituted.push_str(&format!("{{{name}}}"));
+        }
+        rest = &rest[end + 1..];
+    }
+    substituted.push_str(rest);
+    serde_json::from_str(&substituted)
+        .unwrap_or_else(|err| panic!("the dashboard body is not JSON: {err}\n{substituted}"))
+}
+
+fn widgets(body: &Value) -> &Vec<Value> {
+    body["widgets"].as_array().expect("widgets")
+}
+
+fn metric_rows(body: &Value) -> Vec<MetricRow> {
+    let mut rows = Vec::new();
+    for widget in widgets(body).iter().filter(|w| w["type"] == "metric") {
+        let p = &widget["properties"];
+        let title = p["title"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(p["region"], "{AWS::Region}", "widget {title}");
+        for row in p["metrics"].as_array().expect("metrics") {
+            let row = row.as_array().expect("a metric row is an array");
+            let strings: Vec<&str> = row.iter().filter_map(Value::as_str).collect();
+            assert!(
+                strings.len() >= 2 && strings.len().is_multiple_of(2),
+                "widget {title}: namespace, metric name and dimension pairs in full: {row:?}"
+            );
+            assert!(
+                !strings.contains(&"."),
+                "widget {title}: no \".\" shorthand, so every row can be checked: {row:?}"
+            );
+            let options = row.iter().find(|v| v.is_object());
+            let stat = options
+                .and_then(|o| o["stat"].as_str())
+                .or_else(|| p["stat"].as_str())
+                .map(str::to_owned);
+            rows.push(MetricRow {
+                widget: title.clone(),
+                namespace: strings[0].to_owned(),
+                metric: strings[1].to_owned(),
+                dimensions: strings[2..]
+                    .chunks(2)
+                    .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+                    .collect(),
+                stat,
+            });
+        }
+    }
+    rows
+}
+
+fn shows(rows: &[MetricRow], namespace: &str, metric: &str, dimension: (&str, &str), stat: &str) -> bool {
+    rows.iter().any(|r| {
+        r.namespace == namespace
+            && r.metric == metric
+            && r.dimensions == [(dimension.0.to_owned(), dimension.1.to_owned())]
+            && r.stat.as_deref() == Some(stat)
+    })
+}
+
+fn parameter<'a>(t: &'a Value, name: &str) -> &'a Value {
+    t["Parameters"]
+        .get(name)
+        .unwrap_or_else(|| panic!("no parameter {name}"))
+}
+
+/// The `Ref` of a `{"Ref": X}` value.
+fn ref_of(value: &Value) -> &str {
+    value["Ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a Ref, got {value}"))
+}
+
+#[test]
+fn both_functions_get_the_metrics_namespace_and_service() {
+    let t = template();
+    for name in ["TriggerFunction", "ConsumerFunction"] {
+        let p = &resource(&t, name)["Properties"];
+        let env = &p["Environment"]["Variables"];
+        assert_eq!(
+            env["METRICS_NAMESPACE"],
+            json!({"Ref": "MetricsNamespace"}),
+            "{name}"
+        );
+        assert_eq!(env["METRICS_SERVICE"], json!({"Ref": "AWS::StackName"}), "{name}");
+        // The EMF lines have no "level", so Lambda files them as INFO: a higher application
+        // log level would drop every custom metric.
+        let level = p["LoggingConfig"]["ApplicationLogLevel"].as_str().unwrap();
+        assert!(["TRACE", "DEBUG", "INFO"].contains(&level), "{name}: {level}");
+    }
+    assert_eq!(parameter(&t, "MetricsNamespace")["Default"], "CognitoUserSync");
+}
+
+#[test]
+fn dashboard_shows_the_queues_both_functions_and_every_custom_metric() {
+    let t = template();
+    let body = dashboard_body(&t);
+    let rows = metric_rows(&body);
+
+    // The custom metrics: where the functions put them (namespace and Service dimension).
+    let trigger_env = &resource(&t, "TriggerFunction")["Properties"]["Environment"]["Variables"];
+    let namespace = format!("{{{}}}", ref_of(&trigger_env["METRICS_NAMESPACE"]));
+    let service = format!("{{{}}}", ref_of(&trigger_env["METRICS_SERVICE"]));
+    for metric in CUSTOM_METRICS {
+        let stat = if metric == "SyncLag" { "p99" } else { "Sum" };
+        assert!(
+            shows(&rows, &namespace, metric, ("Service", &service), stat),
+            "the dashboard does not show {metric} ({stat}) under {namespace}, Service={service}: {rows:#?}"
+        );
+    }
+    assert!(shows(&rows, &namespace, "SyncLag", ("Service", &service), "p50"));
+
+    // The queue, its age, the DLQ.
+    let sync_queue = ("QueueName", "{SyncQueue.QueueName}");
+    let dlq = ("QueueName", "{SyncDeadLetterQueue.QueueName}");
+    for (metric, queue) in [
+        ("ApproximateNumberOfMessagesVisible", sync_queue),
+        ("ApproximateNumberOfMessagesNotVisible", sync_queue),
+        ("ApproximateAgeOfOldestMessage", sync_queue),
+        ("ApproximateNumberOfMessagesVisible", dlq),
+    ] {
+        assert!(
+            shows(&rows, "AWS/SQS", metric, queue, "Maximum"),
+            "the dashboard does not show {metric} of {}",
+            queue.1
+        );
+    }
+
+    // Both functions.
+    for function in ["{TriggerFunction}", "{ConsumerFunction}"] {
+        for (metric, stat) in [
+            ("Invocations", "Sum"),
+            ("Errors", "Sum"),
+            ("Throttles", "Sum"),
+            ("Duration", "p99"),
+        ] {
+            assert!(
+                shows(&rows, "AWS/Lambda", metric, ("FunctionName", function), stat),
+                "the dashboard does not show {function} {metric} ({stat})"
+            );
+        }
+    }
+
+    // The trigger's duration against Cognito's 5 s budget.
+    let trigger_duration = rows
+        .iter()
+        .find(|r| r.metric == "Duration" && r.dimensions.first().is_some_and(|d| d.1 == "{TriggerFunction}"))
+        .unwrap();
+    let widget = widgets(&body)
+        .iter()
+        .find(|w| w["properties"]["title"] == trigger_duration.widget.as_str())
+        .unwrap();
+    let budget = widget["properties"]["annotations"]["horizontal"]
+        .as_array()
+        .expect("horizontal annotations on the trigger's duration")
+        .iter()
+        .any(|a| a["value"] == 5000);
+    assert!(budget, "no 5000 ms annotation on {}", trigger_duration.widget);
+
+    // The state of every alarm, at a glance (the runbook's first step).
+    let alarm_widget = widgets(&body)
+        .iter()
+        .find(|w| w["type"] == "alarm")
+        .expect("an alarm status widget");
+    let listed = alarm_widget["properties"]["alarms"].to_string();
+    for (alarm, _) in ALARMS {
+        assert!(
+            listed.contains(&format!(":alarm:{{{alarm}}}")),
+            "{alarm} not in {listed}"
+        );
+    }
+
+    // Widgets fit the 24-column grid and do not overlap.
+    let mut cells = BTreeSet::new();
+    for w in widgets(&body) {
+        let (x, y, width, height) = (
+            w["x"].as_u64().unwrap(),
+            w["y"].as_u64().unwrap(),
+            w["width"].as_u64().unwrap(),
+            w["height"].as_u64().unwrap(),
+        );
+        assert!(x + width <= 24, "{w}");
+        for cell in (x..x + width).flat_map(|cx| (y..y + height).map(move |cy| (cx, cy))) {
+            assert!(cells.insert(cell), "widgets overlap at {cell:?}: {w}");
+        }
+    }
+}
+
+/// The anchors GitHub gives the headings of a Markdown file (and explicit `id`s).
+fn runbook_anchors() -> BTreeSet<String> {
+    let path = e2e::paths::workspace_root().join("docs/runbook.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let mut anchors = BTreeSet::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code {
+            continue;
+        }
+        if let Some(heading) = line.strip_prefix('#') {
+            let slug: String = heading
+                .trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect();
+            anchors.insert(slug);
+        }
+        for part in line.split("id=\"").skip(1) {
+            anchors.insert(part.split('"').next().unwrap().to_owned());
+        }
+    }
+    anchors
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_and_points_at_its_runbook_section() {
+    let t = template();
+    let anchors = runbook_anchors();
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    assert_eq!(alarms.len(), ALARMS.len(), "every alarm is listed in ALARMS");
+    for (name, anchor) in ALARMS {
+        let p = &resource(&t, name)["Properties"];
+        assert_eq!(p["AlarmActions"], json!([{"Ref": "AlarmTopic"}]), "{name}");
+        assert_eq!(p["OKActions"], json!([{"Ref": "AlarmTopic"}]), "{name}");
+        let description = p["AlarmDescription"].as_str().unwrap_or_default();
+        assert!(
+            description.contains(&format!("docs/runbook.md#{anchor}")),
+            "{name}: {description}"
+        );
+        assert!(
+            anchors.contains(anchor),
+            "docs/runbook.md has no section #{anchor} ({name})"
+        );
+    }
+}
+
+#[test]
+fn throttles_enqueue_failures_and_a_slow_trigger_raise_alarms() {
+    let t = template();
+    let alarm = |name: &str| resource(&t, name)["Properties"].clone();
+    let above_zero = |p: &Value, name: &str| {
+        assert_eq!(p["Statistic"], "Sum", "{name}");
+        assert_eq!(p["Threshold"].as_f64(), Some(0.0), "{name}");
+        assert_eq!(p["ComparisonOperator"], "GreaterThanThreshold", "{name}");
+        assert_eq!(p["TreatMissingData"], "notBreaching", "{name}");
+    };
+
+    for (name, function) in [
+        ("TriggerThrottlesAlarm", "TriggerFunction"),
+        ("ConsumerThrottlesAlarm", "ConsumerFunction"),
+    ] {
+        let p = alarm(name);
+        assert_eq!(p["Namespace"], "AWS/Lambda", "{name}");
+        assert_eq!(p["MetricName"], "Throttles", "{name}");
+        assert_eq!(
+            p["Dimensions"],
+            json!([{"Name": "FunctionName", "Value": {"Ref": function}}]),
+            "{name}"
+        );
+        above_zero(&p, name);
+    }
+
+    // EnqueueFailed, where the trigger emits it.
+    let p = alarm("EnqueueFailedAlarm");
+    let env = &resource(&t, "TriggerFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(p["Namespace"], env["METRICS_NAMESPACE"]);
+    assert_eq!(p["MetricName"], "EnqueueFailed");
+    assert_eq!(
+        p["Dimensions"],
+        json!([{"Name": "Service", "Value": env["METRICS_SERVICE"]}])
+    );
+    above_zero(&p, "EnqueueFailedAlarm");
+
+    // The trigger's p99 duration, well under Cognito's 5 s.
+    let p = alarm("TriggerDurationP99Alarm");
+    assert_eq!(p["Namespace"], "AWS/Lambda");
+    assert_eq!(p["MetricName"], "Duration");
+    assert_eq!(
+        p["Dimensions"],
+        json!([{"Name": "FunctionName", "Value": {"Ref": "TriggerFunction"}}])
+    );
+    assert_eq!(p["ExtendedStatistic"], "p99");
+    assert!(
+        p.get("Statistic").is_none(),
+        "Statistic and ExtendedStatistic exclude each other"
+    );
+    assert_eq!(p["Threshold"], json!({"Ref": "TriggerDurationAlarmMs"}));
+    assert_eq!(p["ComparisonOperator"], "GreaterThanThreshold");
+    let threshold = parameter(&t, "TriggerDurationAlarmMs");
+    assert_eq!(threshold["Default"], 1500);
+    assert!(threshold["MaxValue"].as_u64().unwrap() < 5000, "{threshold}");
+    let description = p["AlarmDescription"].as_str().unwrap();
+    assert!(
+        description.contains("5 s"),
+        "says why it is under Cognito's 5 s: {description}"
+    );
+}
+
+#[test]
+fn alarm_email_is_subscribed_only_when_given() {
+    let t = template();
+    assert_eq!(parameter(&t, "AlarmEmail")["Default"], "");
+    let subscriptions = resources_of_type(&t, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1);
+    let (_, subscription) = subscriptions[0];
+    let condition = subscription["Condition"]
+        .as_str()
+        .expect("a conditional subscription");
+    assert_eq!(
+        t["Conditions"][condition],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]})
+    );
+    let p = &subscription["Properties"];
+    assert_eq!(p["Protocol"], "email");
+    assert_eq!(p["Endpoint"], json!({"Ref": "AlarmEmail"}));
+    assert_eq!(p["TopicArn"], json!({"Ref": "AlarmTopic"}));
+}
+
+#[test]
+fn saved_queries_read_the_functions_log_groups() {
+    let t = template();
+    // The log groups the queries read are the ones the functions write to.
+    for (function, group) in [
+        ("TriggerFunction", "TriggerLogGroup"),
+        ("ConsumerFunction", "ConsumerLogGroup"),
+    ] {
+        assert_eq!(
+            resource(&t, function)["Properties"]["LoggingConfig"]["LogGroup"],
+            json!({"Ref": group})
+        );
+    }
+    let queries = resources_of_type(&t, "AWS::Logs::QueryDefinition");
+    let query = |needle: &str| {
+        let found: Vec<&Value> = queries
+            .iter()
+            .map(|(_, q)| &q["Properties"])
+            .filter(|p| p["QueryString"].as_str().unwrap().contains(needle))
+            .collect();
+        assert_eq!(found.len(), 1, "one saved query with {needle}");
+        found[0].clone()
+    };
+    let groups = |p: &Value| -> BTreeSet<String> {
+        p["LogGroupNames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| ref_of(g).to_owned())
+            .collect()
+    };
+    let name = |p: &Value| p["Name"]["Fn::Sub"].as_str().unwrap().to_owned();
+
+    let failures = query(r#"filter event = "record_failed""#);
+    assert!(
+        failures["QueryString"]
+            .as_str()
+            .unwrap()
+            .contains("stats count(*) as failures by reason")
+    );
+    assert_eq!(groups(&failures), BTreeSet::from(["ConsumerLogGroup".to_owned()]));
+    assert!(name(&failures).contains("failures by reason"));
+
+    let enqueue = query(r#"filter event = "enqueue_failed""#);
+    assert!(
+        enqueue["QueryString"]
+            .as_str()
+            .unwrap()
+            .contains("fields @timestamp, user_pool_id, sub, error")
+    );
+    assert_eq!(groups(&enqueue), BTreeSet::from(["TriggerLogGroup".to_owned()]));
+    assert!(name(&enqueue).contains("enqueue failures"));
+
+    let journey = query("REPLACE_WITH_SUB");
+    assert!(
+        journey["QueryString"]
+            .as_str()
+            .unwrap()
+            .contains(r#"sub = "REPLACE_WITH_SUB""#)
+    );
+    assert_eq!(
+        groups(&journey),
+        BTreeSet::from(["ConsumerLogGroup".to_owned(), "TriggerLogGroup".to_owned()])
+    );
+    assert!(name(&journey).contains("journey"));
+
+    // The placeholder is explained where the operator reads.
+    let runbook = std::fs::read_to_string(e2e::paths::workspace_root().join("docs/runbook.md")).unwrap();
+    assert!(runbook.contains("REPLACE_WITH_SUB"));
 }
