@@ -51,7 +51,7 @@ pub enum EnvelopeError {
     },
     #[error("envelope version {0} is not supported (this consumer reads version {ENVELOPE_VERSION})")]
     UnsupportedVersion(u64),
-    #[error("field `confirmed_at` is not an RFC 3339 timestamp")]
+    #[error("field `confirmed_at` is not an RFC 3339 timestamp between 1970 and 9999 (UTC)")]
     InvalidTimestamp,
     #[error("field `source` must be \"post_confirmation\" or \"backfill\"")]
     UnknownSource,
@@ -127,14 +127,11 @@ pub fn decode(body: &str) -> Result<ConfirmedUser, EnvelopeError> {
         other => return Err(wrong_type("attributes", "an object of strings", other)),
     };
 
-    Ok(ConfirmedUser::new(
-        user_pool_id,
-        sub,
-        username,
-        attributes,
-        confirmed_at,
-        source,
-    )?)
+    match ConfirmedUser::new(user_pool_id, sub, username, attributes, confirmed_at, source) {
+        // The envelope's own words for its field: the timestamp parsed, but cannot be stored.
+        Err(UserError::ConfirmedAtOutOfRange) => Err(EnvelopeError::InvalidTimestamp),
+        other => Ok(other?),
+    }
 }
 
 fn required<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&'a Value, EnvelopeError> {

@@ -51,10 +51,12 @@ pub enum UserError {
     InvalidUserPoolId,
     #[error("sub is not a UUID")]
     InvalidSub,
-    #[error("username is empty or longer than {MAX_USERNAME_CHARS} characters")]
+    #[error("username is blank or longer than {MAX_USERNAME_CHARS} characters")]
     InvalidUsername,
     #[error("attribute `sub` disagrees with the user's sub")]
     SubAttributeMismatch,
+    #[error("confirmation time is not between 1970 and 9999 (UTC)")]
+    ConfirmedAtOutOfRange,
 }
 
 /// A confirmed Cognito user: identity plus every user attribute Cognito sent.
@@ -88,8 +90,18 @@ impl ConfirmedUser {
             .map_err(|_| UserError::InvalidSub)?
             .hyphenated()
             .to_string();
-        if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
+        // Cognito usernames never contain white space; a blank one would be stored as a blank
+        // string, which the data model rules out.
+        if username.trim().is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
             return Err(UserError::InvalidUsername);
+        }
+        // Stored times are RFC 3339 in UTC, which only years 0 to 9999 can be written in; an
+        // offset can push a valid-looking time outside them. Nothing real predates 1970.
+        let utc_year = confirmed_at
+            .checked_to_offset(time::UtcOffset::UTC)
+            .map(|t| t.year());
+        if !utc_year.is_some_and(|year| (1970..=9999).contains(&year)) {
+            return Err(UserError::ConfirmedAtOutOfRange);
         }
         if let Some(attr_sub) = attributes.get("sub")
             && !attr_sub.eq_ignore_ascii_case(&sub)
@@ -241,10 +253,36 @@ mod tests {
     #[test]
     fn refuses_empty_or_huge_usernames() {
         assert_eq!(user(POOL, SUB, ""), Err(UserError::InvalidUsername));
+        assert_eq!(user(POOL, SUB, " \t "), Err(UserError::InvalidUsername));
         assert_eq!(
             user(POOL, SUB, &"x".repeat(1025)),
             Err(UserError::InvalidUsername)
         );
+    }
+
+    #[test]
+    fn refuses_confirmation_times_that_cannot_be_stored() {
+        let at = |text: &str| crate::timestamp::parse_rfc3339(text).unwrap();
+        for bad in ["0000-01-01T00:00:00+00:01", "1969-12-31T23:59:59Z"] {
+            let result = ConfirmedUser::new(
+                POOL,
+                SUB,
+                "ana",
+                BTreeMap::new(),
+                at(bad),
+                ConfirmationSource::Backfill,
+            );
+            assert_eq!(result, Err(UserError::ConfirmedAtOutOfRange), "{bad}");
+        }
+        let ok = ConfirmedUser::new(
+            POOL,
+            SUB,
+            "ana",
+            BTreeMap::new(),
+            at("9999-12-31T23:59:59Z"),
+            ConfirmationSource::Backfill,
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]
