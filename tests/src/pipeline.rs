@@ -417,6 +417,56 @@ impl LocalPipeline {
         Ok(found.items().to_vec())
     }
 
+    /// (visible, in flight) messages of a queue.
+    pub async fn queue_counts(&self, url: &str) -> Result<(u64, u64)> {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .context("GetQueueAttributes failed")?;
+        let count = |name: QueueAttributeName| -> Result<u64> {
+            let value = attributes
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .with_context(|| format!("no {name} in the answer"))?;
+            Ok(value.parse()?)
+        };
+        Ok((
+            count(QueueAttributeName::ApproximateNumberOfMessages)?,
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+        ))
+    }
+
+    /// Every body on a queue, sorted. Receives them, so they stay hidden for a minute.
+    pub async fn queue_bodies(&self, url: &str) -> Result<Vec<String>> {
+        let mut bodies = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .send()
+                .await
+                .context("ReceiveMessage failed")?;
+            if batch.messages().is_empty() {
+                bodies.sort();
+                return Ok(bodies);
+            }
+            bodies.extend(
+                batch
+                    .messages()
+                    .iter()
+                    .map(|m| m.body().unwrap_or_default().to_owned()),
+            );
+        }
+    }
+
     /// Every item of a table.
     pub async fn scan(&self, table: &str) -> Result<Vec<StoredItem>> {
         let mut items = Vec::new();
@@ -497,4 +547,22 @@ fn attribute_to_json(value: &AttributeValue) -> Value {
         AttributeValue::L(list) => Value::Array(list.iter().map(attribute_to_json).collect()),
         other => Value::String(format!("{other:?}")),
     }
+}
+
+/// A well-formed version-1 envelope, as the trigger would send it for this user.
+pub fn envelope_for(pool_id: &str, sub: &str, username: &str, attributes: &[(&str, &str)]) -> String {
+    let attributes: BTreeMap<String, String> = attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let user = shared::ConfirmedUser::new(
+        pool_id,
+        sub,
+        username,
+        attributes,
+        time::OffsetDateTime::now_utc(),
+        shared::ConfirmationSource::PostConfirmation,
+    )
+    .expect("a valid user");
+    shared::envelope::encode(&user)
 }

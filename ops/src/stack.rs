@@ -1,0 +1,160 @@
+//! Resolving names: which queue, dead-letter queue, users table and trigger to work on.
+//!
+//! By default they are the outputs of the deployed CloudFormation stack (`--stack-name`), which
+//! is the one place that knows them. An explicit flag (`--queue-url`, `--dlq-url`,
+//! `--users-table`, `--function-arn`) wins and needs no stack at all: an operator may point the
+//! tool at another deployment, or hold credentials that cannot read CloudFormation. The stack is
+//! described at most once per run, and only when a name is not given explicitly.
+
+use std::collections::HashMap;
+
+use aws_sdk_cloudformation::Client;
+use tokio::sync::OnceCell;
+
+use crate::aws;
+
+/// The outputs this tool reads, with the flag that replaces each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackOutput {
+    QueueUrl,
+    DeadLetterQueueUrl,
+    UsersTableName,
+    TriggerFunctionArn,
+}
+
+impl StackOutput {
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::QueueUrl => "QueueUrl",
+            Self::DeadLetterQueueUrl => "DeadLetterQueueUrl",
+            Self::UsersTableName => "UsersTableName",
+            Self::TriggerFunctionArn => "TriggerFunctionArn",
+        }
+    }
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::QueueUrl => "--queue-url",
+            Self::DeadLetterQueueUrl => "--dlq-url",
+            Self::UsersTableName => "--users-table",
+            Self::TriggerFunctionArn => "--function-arn",
+        }
+    }
+}
+
+/// Why a name could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("stack `{stack}` does not exist in this account and region: pass --stack-name, or give {flag}")]
+    NotFound { stack: String, flag: &'static str },
+    #[error(
+        "stack `{stack}` has no output `{output}` (is it a cognito-user-sync stack?): give {flag} instead"
+    )]
+    MissingOutput {
+        stack: String,
+        output: &'static str,
+        flag: &'static str,
+    },
+    #[error("cannot read stack `{stack}` (or give {flag}): {detail}")]
+    Describe {
+        stack: String,
+        flag: &'static str,
+        detail: String,
+    },
+}
+
+/// Names given on the command line.
+#[derive(Debug, Default)]
+pub struct Explicit {
+    pub queue_url: Option<String>,
+    pub dlq_url: Option<String>,
+    pub users_table: Option<String>,
+}
+
+pub struct Names {
+    cloudformation: Client,
+    stack_name: String,
+    explicit: Explicit,
+    outputs: OnceCell<HashMap<String, String>>,
+}
+
+impl Names {
+    pub fn new(cloudformation: Client, stack_name: String, explicit: Explicit) -> Self {
+        Self {
+            cloudformation,
+            stack_name,
+            explicit,
+            outputs: OnceCell::new(),
+        }
+    }
+
+    pub async fn queue_url(&self) -> Result<String, StackError> {
+        self.resolve(self.explicit.queue_url.as_deref(), StackOutput::QueueUrl)
+            .await
+    }
+
+    pub async fn dlq_url(&self) -> Result<String, StackError> {
+        self.resolve(self.explicit.dlq_url.as_deref(), StackOutput::DeadLetterQueueUrl)
+            .await
+    }
+
+    pub async fn users_table(&self) -> Result<String, StackError> {
+        self.resolve(self.explicit.users_table.as_deref(), StackOutput::UsersTableName)
+            .await
+    }
+
+    /// The trigger function's ARN: `explicit` (a subcommand's `--function-arn`) or the stack's.
+    pub async fn trigger_function_arn(&self, explicit: Option<&str>) -> Result<String, StackError> {
+        self.resolve(explicit, StackOutput::TriggerFunctionArn).await
+    }
+
+    async fn resolve(&self, explicit: Option<&str>, output: StackOutput) -> Result<String, StackError> {
+        if let Some(value) = explicit {
+            return Ok(value.to_owned());
+        }
+        let outputs = self.outputs.get_or_try_init(|| self.describe(output)).await?;
+        outputs
+            .get(output.key())
+            .cloned()
+            .ok_or_else(|| StackError::MissingOutput {
+                stack: self.stack_name.clone(),
+                output: output.key(),
+                flag: output.flag(),
+            })
+    }
+
+    async fn describe(&self, wanted: StackOutput) -> Result<HashMap<String, String>, StackError> {
+        let described = self
+            .cloudformation
+            .describe_stacks()
+            .stack_name(&self.stack_name)
+            .send()
+            .await
+            .map_err(|err| {
+                let detail = aws::detail(&err);
+                // CloudFormation has no error code of its own for a missing stack: it answers
+                // ValidationError "Stack with id NAME does not exist".
+                if detail.starts_with("ValidationError") && detail.contains("does not exist") {
+                    StackError::NotFound {
+                        stack: self.stack_name.clone(),
+                        flag: wanted.flag(),
+                    }
+                } else {
+                    StackError::Describe {
+                        stack: self.stack_name.clone(),
+                        flag: wanted.flag(),
+                        detail,
+                    }
+                }
+            })?;
+        let stack = described.stacks().first().ok_or_else(|| StackError::NotFound {
+            stack: self.stack_name.clone(),
+            flag: wanted.flag(),
+        })?;
+        Ok(stack
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+            .collect())
+    }
+}

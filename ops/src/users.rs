@@ -1,0 +1,361 @@
+//! Reading a user pool: describing it, and listing its users page by page, at a bounded rate,
+//! with backoff on throttling. Shared by `backfill`, `reconcile` and `attach-trigger`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
+use aws_sdk_cognitoidentityprovider::error::SdkError;
+use aws_sdk_cognitoidentityprovider::operation::list_users::{ListUsersError, ListUsersOutput};
+use aws_sdk_cognitoidentityprovider::types::{UserPoolType, UserType};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use backon::{ExponentialBuilder, Retryable};
+use shared::{ConfirmationSource, ConfirmedUser, UserError};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::aws;
+
+/// `ListUsers` filter for users whose sign-up is confirmed.
+pub const CONFIRMED_FILTER: &str = "cognito:user_status = \"CONFIRMED\"";
+/// The most users Cognito returns per `ListUsers` page.
+pub const MAX_PAGE_SIZE: i32 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("user pool {pool_id} does not exist in this account and region")]
+    NotFound { pool_id: String },
+    #[error("{operation} on user pool {pool_id} failed: {detail}")]
+    Api {
+        operation: &'static str,
+        pool_id: String,
+        detail: String,
+    },
+}
+
+impl PoolError {
+    /// `missing`: the service said the pool does not exist.
+    pub fn from_sdk<E>(operation: &'static str, pool_id: &str, missing: bool, err: &E) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if missing {
+            Self::NotFound {
+                pool_id: pool_id.to_owned(),
+            }
+        } else {
+            Self::Api {
+                operation,
+                pool_id: pool_id.to_owned(),
+                detail: aws::detail(err),
+            }
+        }
+    }
+}
+
+/// `--user-pool-id`: refuses what cannot be a pool id before any call is made.
+pub fn parse_pool_id(text: &str) -> Result<String, String> {
+    if shared::user::is_user_pool_id(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("not a user pool id (expected <region>_<id>, e.g. us-east-1_AbC123)".to_owned())
+    }
+}
+
+/// `--rate`: requests per second, a positive number.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1000.0 => Ok(rate),
+        _ => Err("must be a number of requests per second above 0 and at most 1000".to_owned()),
+    }
+}
+
+pub async fn describe_pool(cognito: &Client, pool_id: &str) -> Result<UserPoolType, PoolError> {
+    let described = cognito
+        .describe_user_pool()
+        .user_pool_id(pool_id)
+        .send()
+        .await
+        .map_err(|err| {
+            let missing = err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception());
+            PoolError::from_sdk("DescribeUserPool", pool_id, missing, &err)
+        })?;
+    described.user_pool().cloned().ok_or_else(|| PoolError::NotFound {
+        pool_id: pool_id.to_owned(),
+    })
+}
+
+/// One page of `ListUsers`.
+pub struct Page {
+    pub users: Vec<UserType>,
+    /// The token for the next page; `None` on the last page.
+    pub next_token: Option<String>,
+}
+
+/// Lists a pool's users page by page. Every request, retries included, waits for its slot from
+/// the [`Pacer`]: `ListUsers` draws on an account-wide Cognito quota that the pool's own sign-ins
+/// also need, so a backfill must not take all of it.
+pub struct UserLister<'a> {
+    cognito: &'a Client,
+    pool_id: &'a str,
+    filter: Option<&'static str>,
+    page_size: i32,
+    pacer: Pacer,
+    retries: AtomicU64,
+}
+
+impl<'a> UserLister<'a> {
+    pub fn new(
+        cognito: &'a Client,
+        pool_id: &'a str,
+        filter: Option<&'static str>,
+        page_size: i32,
+        rate: f64,
+    ) -> Self {
+        Self {
+            cognito,
+            pool_id,
+            filter,
+            page_size,
+            pacer: Pacer::per_second(rate),
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    /// How many requests were retried so far (throttled, or a transient failure).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The page that `token` starts (the first page for `None`).
+    ///
+    /// The SDK's own retries are off for this call, so that backon is the one retry layer:
+    /// exponential from 250 ms to 20 s with jitter, 8 retries, on throttling and transient
+    /// failures only. Stacked, the SDK's quick attempts would each spend a request of the quota
+    /// that is already exhausted.
+    pub async fn page(&self, token: Option<&str>) -> Result<Page, PoolError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(20))
+            .with_max_times(8)
+            .with_jitter();
+        let output: ListUsersOutput = (|| async {
+            self.pacer.wait().await;
+            self.cognito
+                .list_users()
+                .user_pool_id(self.pool_id)
+                .limit(self.page_size)
+                .set_filter(self.filter.map(str::to_owned))
+                .set_pagination_token(token.map(str::to_owned))
+                .customize()
+                .config_override(
+                    aws_sdk_cognitoidentityprovider::config::Builder::default()
+                        .retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await
+        })
+        .retry(backoff)
+        .when(is_retryable)
+        .notify(|_, _| {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        })
+        .await
+        .map_err(|err| {
+            let missing = err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception());
+            PoolError::from_sdk("ListUsers", self.pool_id, missing, &err)
+        })?;
+        Ok(Page {
+            users: output.users().to_vec(),
+            next_token: output
+                .pagination_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// Throttling, Cognito's internal errors and transport failures are worth another try; anything
+/// else (no such pool, access denied, a bad filter) will fail the same way again.
+fn is_retryable(err: &SdkError<ListUsersError, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status();
+            matches!(
+                service.err(),
+                ListUsersError::TooManyRequestsException(_) | ListUsersError::InternalErrorException(_)
+            ) || status.is_server_error()
+                || status.as_u16() == 429
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        _ => false,
+    }
+}
+
+/// A client-side rate limit: request starts are spaced at least `1 / rate` seconds apart.
+pub struct Pacer {
+    interval: Duration,
+    next_slot: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    pub fn per_second(rate: f64) -> Self {
+        Self {
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next_slot: Mutex::new(None),
+        }
+    }
+
+    pub async fn wait(&self) {
+        let delay = self.reserve(Instant::now());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Takes the next free slot and returns how long after `now` it starts.
+    fn reserve(&self, now: Instant) -> Duration {
+        let mut next = self.next_slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = next.map_or(now, |n| n.max(now));
+        *next = Some(slot + self.interval);
+        slot - now
+    }
+}
+
+/// The user's `sub`, from its attributes.
+pub fn sub_of(user: &UserType) -> Option<&str> {
+    user.attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value())
+}
+
+/// A listed user as the message the trigger would have sent, marked as a backfill.
+///
+/// `confirmed_at` is the user's `UserLastModifiedDate`: Cognito does not record when a user
+/// confirmed, and confirming modifies the user, so for a user untouched since then this is the
+/// confirmation time, and otherwise the closest later time Cognito knows (never a time before
+/// the confirmation, which `UserCreateDate` would be). Cognito always sends it; creation time
+/// and then now stand in if it ever does not.
+pub fn confirmed_user(pool_id: &str, user: &UserType) -> Result<ConfirmedUser, UserError> {
+    let attributes: BTreeMap<String, String> = user
+        .attributes()
+        .iter()
+        .filter_map(|a| Some((a.name().to_owned(), a.value()?.to_owned())))
+        .collect();
+    let confirmed_at = user
+        .user_last_modified_date()
+        .or(user.user_create_date())
+        .and_then(|at| OffsetDateTime::from_unix_timestamp_nanos(at.as_nanos()).ok())
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    ConfirmedUser::new(
+        pool_id,
+        sub_of(user).unwrap_or_default(),
+        user.username().unwrap_or_default(),
+        attributes,
+        confirmed_at,
+        ConfirmationSource::Backfill,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cognitoidentityprovider::types::AttributeType;
+    use aws_sdk_cognitoidentityprovider::types::error::{
+        InternalErrorException, ResourceNotFoundException, TooManyRequestsException,
+    };
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::body::SdkBody;
+
+    const POOL: &str = "us-east-1_AbCdEf123";
+    const SUB: &str = "0b5e4a3c-1f2d-4e6a-9b8c-7d6e5f4a3b2c";
+
+    fn user(attributes: &[(&str, &str)]) -> UserType {
+        let mut builder = UserType::builder()
+            .username("ana")
+            .user_create_date(DateTime::from_secs(1_700_000_000))
+            .user_last_modified_date(DateTime::from_millis(1_795_457_327_123));
+        for (name, value) in attributes {
+            builder = builder.attributes(
+                AttributeType::builder()
+                    .name(*name)
+                    .value(*value)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn a_listed_user_becomes_a_backfill_message_confirmed_when_last_modified() {
+        let confirmed = confirmed_user(POOL, &user(&[("sub", SUB), ("email", "ana@example.com")])).unwrap();
+        assert_eq!(confirmed.sub(), SUB);
+        assert_eq!(confirmed.username(), "ana");
+        assert_eq!(confirmed.source(), ConfirmationSource::Backfill);
+        assert_eq!(confirmed.attribute("email"), Some("ana@example.com"));
+        assert_eq!(
+            shared::timestamp::format_rfc3339(confirmed.confirmed_at()),
+            "2026-11-23T18:08:47.123Z"
+        );
+        let body = shared::envelope::encode(&confirmed);
+        assert_eq!(shared::envelope::decode(&body).unwrap(), confirmed);
+    }
+
+    #[test]
+    fn a_user_without_a_sub_is_refused() {
+        assert_eq!(
+            confirmed_user(POOL, &user(&[("email", "a@example.com")])),
+            Err(UserError::InvalidSub)
+        );
+    }
+
+    #[test]
+    fn pacer_spaces_requests_by_the_rate() {
+        let pacer = Pacer::per_second(5.0);
+        let now = Instant::now();
+        assert_eq!(pacer.reserve(now), Duration::ZERO);
+        assert_eq!(pacer.reserve(now), Duration::from_millis(200));
+        assert_eq!(pacer.reserve(now), Duration::from_millis(400));
+        // After a quiet spell there is no debt to pay back, and no burst either.
+        let later = now + Duration::from_secs(10);
+        assert_eq!(pacer.reserve(later), Duration::ZERO);
+        assert_eq!(pacer.reserve(later), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn only_throttling_and_transient_errors_are_retried() {
+        let service = |err: ListUsersError, status: u16| -> SdkError<ListUsersError, HttpResponse> {
+            let response = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+            SdkError::service_error(err, response)
+        };
+        let throttled = ListUsersError::TooManyRequestsException(TooManyRequestsException::builder().build());
+        assert!(is_retryable(&service(throttled, 400)));
+        let internal = ListUsersError::InternalErrorException(InternalErrorException::builder().build());
+        assert!(is_retryable(&service(internal, 500)));
+        let missing =
+            || ListUsersError::ResourceNotFoundException(ResourceNotFoundException::builder().build());
+        assert!(!is_retryable(&service(missing(), 400)));
+        // A gateway's 503 without a Cognito error code.
+        assert!(is_retryable(&service(missing(), 503)));
+    }
+
+    #[test]
+    fn rate_and_pool_id_flags_are_checked() {
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "abc", "inf", "NaN", "5000"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert!(parse_pool_id("us-east-1_AbC123").is_ok());
+        assert!(parse_pool_id("AbC123").is_err());
+    }
+}
