@@ -679,3 +679,23 @@ fn saved_queries_read_the_functions_log_groups() {
     let runbook = std::fs::read_to_string(e2e::paths::workspace_root().join("docs/runbook.md")).unwrap();
     assert!(runbook.contains("REPLACE_WITH_SUB"));
 }
+
+#[test]
+fn every_checkov_skip_is_justified_inline() {
+    let t = template();
+    let mut skips = 0;
+    for (name, resource) in t["Resources"].as_object().unwrap() {
+        let Some(entries) = resource["Metadata"]["checkov"]["skip"].as_array() else {
+            continue;
+        };
+        for entry in entries {
+            let id = entry["id"].as_str().unwrap_or_default();
+            let comment = entry["comment"].as_str().unwrap_or_default();
+            assert!(id.starts_with("CKV_"), "{name}: skip without a check id: {entry}");
+            assert!(comment.split_whitespace().count() >= 8, "{name}: skip of {id} is not justified: {entry}");
+            skips += 1;
+        }
+    }
+    // Queues, tables and log groups (one each) and the two functions (four each).
+    assert_eq!(skips, 14, "a skip was added or removed: keep this count and the README in step");
+}
