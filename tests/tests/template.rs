@@ -692,10 +692,16 @@ fn every_checkov_skip_is_justified_inline() {
             let id = entry["id"].as_str().unwrap_or_default();
             let comment = entry["comment"].as_str().unwrap_or_default();
             assert!(id.starts_with("CKV_"), "{name}: skip without a check id: {entry}");
-            assert!(comment.split_whitespace().count() >= 8, "{name}: skip of {id} is not justified: {entry}");
+            assert!(
+                comment.split_whitespace().count() >= 8,
+                "{name}: skip of {id} is not justified: {entry}"
+            );
             skips += 1;
         }
     }
     // Queues, tables and log groups (one each) and the two functions (four each).
-    assert_eq!(skips, 14, "a skip was added or removed: keep this count and the README in step");
+    assert_eq!(
+        skips, 14,
+        "a skip was added or removed: keep this count and the README in step"
+    );
 }
