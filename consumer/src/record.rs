@@ -31,6 +31,10 @@ pub enum RecordError {
     InvalidEnvelope(#[from] EnvelopeError),
     #[error("message is for user pool {actual}, but this consumer serves {expected}")]
     ForeignUserPool { expected: String, actual: String },
+    #[error(
+        "the {table} item would be {bytes} bytes, over DynamoDB's 400 KB item limit; nothing was written"
+    )]
+    ItemTooLarge { table: &'static str, bytes: usize },
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("record did not finish before the invocation's deadline")]
@@ -44,7 +48,10 @@ impl RecordError {
     pub fn is_invalid_message(&self) -> bool {
         matches!(
             self,
-            Self::MissingBody | Self::InvalidEnvelope(_) | Self::ForeignUserPool { .. }
+            Self::MissingBody
+                | Self::InvalidEnvelope(_)
+                | Self::ForeignUserPool { .. }
+                | Self::ItemTooLarge { .. }
         )
     }
 
@@ -54,6 +61,7 @@ impl RecordError {
             Self::MissingBody => "missing_body",
             Self::InvalidEnvelope(e) => e.reason(),
             Self::ForeignUserPool { .. } => "foreign_user_pool",
+            Self::ItemTooLarge { .. } => "item_too_large",
             Self::Write(e) if e.retryable => "write_failed_retryable",
             Self::Write(_) => "write_failed",
             Self::DeadlineExceeded => "deadline_exceeded",
@@ -72,6 +80,9 @@ pub async fn process(deps: &Deps, body: Option<&str>) -> Result<Synced, RecordEr
         });
     }
     let items = sync_items(&user, OffsetDateTime::now_utc());
+    if let Some((table, bytes)) = items.oversized() {
+        return Err(RecordError::ItemTooLarge { table, bytes });
+    }
     let (user_outcome, profile_outcome) = tokio::try_join!(
         put_with_retry(deps, Table::Users, &items.user),
         put_with_retry(deps, Table::Profiles, &items.profile),

@@ -31,6 +31,24 @@ pub const USERS_KEY: &str = "user_id";
 /// Partition key of the profiles table.
 pub const PROFILES_KEY: &str = "profile_id";
 
+/// DynamoDB's limit on the size of one item.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// An item's size as DynamoDB counts it: attribute names and string values in UTF-8 bytes,
+/// 1 byte per BOOL or NULL, and for a map 3 bytes plus 1 per entry besides its names and values.
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    ItemValue::S(text) => text.len(),
+                    ItemValue::Bool(_) | ItemValue::Null => 1,
+                    ItemValue::M(map) => 3 + map.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>(),
+                }
+        })
+        .sum()
+}
+
 /// What the consumer writes for one confirmation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncItems {
@@ -42,6 +60,17 @@ pub struct SyncItems {
 const COPIED_STRINGS: [&str; 5] = ["email", "phone_number", "given_name", "family_name", "name"];
 /// Cognito attributes that arrive as `"true"`/`"false"` strings and are stored as BOOL.
 const COPIED_BOOLS: [&str; 2] = ["email_verified", "phone_number_verified"];
+
+impl SyncItems {
+    /// The first item over DynamoDB's size limit, as (table, bytes). Checked before any write,
+    /// so that a user too large to store leaves nothing half-written behind.
+    pub fn oversized(&self) -> Option<(&'static str, usize)> {
+        [("users", &self.user), ("profiles", &self.profile)]
+            .into_iter()
+            .map(|(table, item)| (table, item_size(item)))
+            .find(|(_, bytes)| *bytes > MAX_ITEM_BYTES)
+    }
+}
 
 /// Maps a confirmed user to the two items, stamped with `now` as `created_at`/`updated_at`.
 pub fn sync_items(user: &ConfirmedUser, now: OffsetDateTime) -> SyncItems {
@@ -253,6 +282,31 @@ mod tests {
             "Ana R"
         );
         assert_eq!(full_name(&user_with(&[("name", " ")])), "ana.user");
+    }
+
+    #[test]
+    fn item_size_follows_dynamodbs_rules() {
+        let mut item = Item::new();
+        item.insert("ab", ItemValue::S("ü".into())); // 2 + 2
+        item.insert("f", ItemValue::Bool(true)); // 1 + 1
+        item.insert("n", ItemValue::Null); // 1 + 1
+        item.insert(
+            "m",
+            ItemValue::M(BTreeMap::from([("k".to_owned(), "vv".to_owned())])),
+        ); // 1 + 3 + (1 + 2 + 1)
+        assert_eq!(item_size(&item), 4 + 2 + 2 + 8);
+    }
+
+    #[test]
+    fn a_user_too_large_to_store_is_flagged_before_any_write() {
+        let big = "x".repeat(1000);
+        let pairs: Vec<(String, String)> = (0..450).map(|i| (format!("custom:a{i}"), big.clone())).collect();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let items = sync_items(&user_with(&refs), now());
+        let (table, bytes) = items.oversized().expect("over 400 KB");
+        assert_eq!(table, "users");
+        assert!(bytes > MAX_ITEM_BYTES);
+        assert_eq!(sync_items(&user_with(&refs[..10]), now()).oversized(), None);
     }
 
     #[test]

@@ -95,8 +95,16 @@ impl SqsEventSource<'_> {
             let report = self.poll_once().await?;
             total += report;
             if report.received == 0 {
+                // moto counts visible and in-flight messages at slightly different moments, so a
+                // message becoming visible between the two is counted as neither: only an empty
+                // queue seen twice, a moment apart, with nothing received between, is drained.
                 if self.queue_is_empty().await? {
-                    return Ok(total);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let again = self.poll_once().await?;
+                    total += again;
+                    if again.received == 0 && self.queue_is_empty().await? {
+                        return Ok(total);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
