@@ -198,6 +198,37 @@ impl LambdaFunction {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid.filter(|_| self.is_running())
+    }
+
+    /// False once the process has exited, crashed or been killed.
+    pub fn is_running(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+
+    /// Kills the process with SIGKILL, by PID: a crash, not a shutdown. Invocations in flight
+    /// end as [`InvokeError::Crashed`].
+    pub fn kill(&self) {
+        if let Some(pid) = self.pid() {
+            kill_process(pid);
+        }
+    }
+}
+
+/// Sends SIGKILL to `pid`. For code that must crash a function at an exact moment from
+/// somewhere that does not own its [`LambdaFunction`] (a fault-injecting proxy's hook).
+pub fn kill_process(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) touches no memory of ours. Call it only for a process known to run: the
+    // pid of one that has been reaped can be reused by the system.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
 }
 
 impl Drop for LambdaFunction {

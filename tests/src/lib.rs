@@ -15,6 +15,7 @@
 pub mod cognito;
 pub mod emf;
 pub mod event_source;
+pub mod fault_proxy;
 pub mod lambda;
 pub mod moto;
 pub mod paths;

@@ -230,6 +230,12 @@ impl LocalPipeline {
     }
 
     fn source(&self) -> SqsEventSource<'_> {
+        self.event_source_for(&self.consumer)
+    }
+
+    /// The event source of this stack, feeding `function` instead of the pipeline's consumer
+    /// (e.g. a fresh execution environment started with [`LocalPipeline::start_consumer_variant`]).
+    pub fn event_source_for<'a>(&'a self, function: &'a LambdaFunction) -> SqsEventSource<'a> {
         SqsEventSource {
             sqs: &self.sqs,
             queue_url: self.queue_url(),
@@ -239,7 +245,7 @@ impl LocalPipeline {
                 .get("QueueArn")
                 .map(String::as_str)
                 .unwrap_or_default(),
-            function: &self.consumer,
+            function,
             batch_size: self.event_source.batch_size,
         }
     }
@@ -344,20 +350,57 @@ impl LocalPipeline {
         label: &str,
         changes: &[(&str, &str)],
     ) -> Result<LambdaFunction> {
-        let mut env = self.trigger_env.clone();
+        self.start_variant(&self.trigger, "trigger", &self.trigger_env, label, changes)
+            .await
+    }
+
+    /// Starts another consumer process with the consumer's environment plus `changes`, beside the
+    /// main one, logging to `log_dir/label/`: a fresh execution environment, e.g. the one Lambda
+    /// starts after a crash. Feed it with [`LocalPipeline::event_source_for`].
+    pub async fn start_consumer_variant(
+        &self,
+        label: &str,
+        changes: &[(&str, &str)],
+    ) -> Result<LambdaFunction> {
+        self.start_variant(&self.consumer, "consumer", &self.consumer_env, label, changes)
+            .await
+    }
+
+    async fn start_variant(
+        &self,
+        like: &LambdaFunction,
+        binary: &str,
+        env: &HashMap<String, String>,
+        label: &str,
+        changes: &[(&str, &str)],
+    ) -> Result<LambdaFunction> {
+        let mut env = env.clone();
         for (k, v) in changes {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         let dir = self.log_dir.join(label);
         std::fs::create_dir_all(&dir)?;
-        LambdaFunction::start(
-            self.trigger.name(),
-            &workspace_binary("trigger")?,
-            &env,
-            Duration::from_secs(5),
-            &dir,
-        )
-        .await
+        LambdaFunction::start(like.name(), &workspace_binary(binary)?, &env, like.timeout, &dir).await
+    }
+
+    /// Runs the `ops` binary against this stack as an operator would: `--stack-name` of the
+    /// deployed stack, then `args`, with only the SDK's standard variables pointing at moto
+    /// (nothing inherited, so the machine's own AWS settings cannot leak in).
+    pub async fn run_ops(&self, args: &[&str]) -> Result<std::process::Output> {
+        let home = std::env::temp_dir().join("ops-e2e-no-home");
+        tokio::process::Command::new(workspace_binary("ops")?)
+            .env_clear()
+            .env("AWS_ENDPOINT_URL", self.moto_endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("HOME", home)
+            .args(["--stack-name", &self.stack.name])
+            .args(args)
+            .output()
+            .await
+            .context("cannot run ops")
     }
 
     pub fn users_table(&self) -> &str {
