@@ -12,7 +12,7 @@ use e2e::lambda::InvokeError;
 use e2e::pipeline::{ConfirmedSignUp, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
-use shared::mapping::{Item, ItemValue, sync_items};
+use shared::mapping::{Item, item_size, sync_items};
 use shared::{ConfirmationSource, ConfirmedUser, ProfileId, envelope};
 use time::OffsetDateTime;
 
@@ -73,21 +73,6 @@ async fn expect_refusal(pipeline: &LocalPipeline, event: &Value, error_type: &st
         }
         other => panic!("expected {error_type} for {event}, got {other:?}"),
     }
-}
-
-/// An item's size as DynamoDB counts it (names and values in UTF-8 bytes; a map adds 3 bytes
-/// and 1 per element), close enough to tell "well under" from "well over" the limit.
-fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    ItemValue::S(text) => text.len(),
-                    ItemValue::Bool(_) | ItemValue::Null => 1,
-                    ItemValue::M(map) => 3 + map.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>(),
-                }
-        })
-        .sum()
 }
 
 /// The envelope the trigger writes for `event`, and the users item the consumer makes of it.
