@@ -183,6 +183,14 @@ impl LocalPipeline {
         })
     }
 
+    /// [`Self::start`] for tests: a stack that does not start fails the test with the whole
+    /// error chain.
+    pub async fn start_or_panic(label: &str, options: PipelineOptions) -> Self {
+        Self::start(label, options)
+            .await
+            .unwrap_or_else(|err| panic!("the local pipeline did not start: {err:#}"))
+    }
+
     pub fn moto_endpoint(&self) -> String {
         self.moto.endpoint()
     }

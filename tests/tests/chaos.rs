@@ -72,7 +72,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     )
     .await
     .unwrap();
-    let pipeline = LocalPipeline::start(
+    let pipeline = LocalPipeline::start_or_panic(
         "chaos",
         PipelineOptions {
             trigger_env: vec![("AWS_ENDPOINT_URL_SQS".into(), sqs_wire.endpoint())],
@@ -82,8 +82,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
             ..PipelineOptions::default()
         },
     )
-    .await
-    .unwrap_or_else(|err| panic!("the local pipeline did not start: {err:#}"));
+    .await;
     sqs_wire.forward_to(&pipeline.moto_endpoint()).unwrap();
 
     // What SQS accepted from the trigger, by sub: the exact body it delivers again when it

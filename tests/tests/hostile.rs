@@ -23,9 +23,7 @@ const SQS_CLASSIC_MESSAGE_LIMIT: usize = 256 * 1024;
 const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
 
 async fn start(label: &str) -> LocalPipeline {
-    LocalPipeline::start(label, PipelineOptions::default())
-        .await
-        .unwrap_or_else(|err| panic!("the local pipeline did not start: {err:#}"))
+    LocalPipeline::start_or_panic(label, PipelineOptions::default()).await
 }
 
 fn profile_id_of(pipeline: &LocalPipeline, sub: &str) -> String {

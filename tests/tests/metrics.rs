@@ -5,9 +5,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_functions_emit_valid_emf_that_counts_what_happened() {
-    let pipeline = LocalPipeline::start("emf_metrics", PipelineOptions::default())
-        .await
-        .unwrap_or_else(|err| panic!("the local pipeline did not start: {err:#}"));
+    let pipeline = LocalPipeline::start_or_panic("emf_metrics", PipelineOptions::default()).await;
     let user = NewUser::new(
         "metered",
         &[("email", "metered@example.com"), ("given_name", "Met")],

@@ -25,13 +25,11 @@ use shared::{ConfirmationSource, envelope};
 const STACK: &str = "cognito-user-sync";
 
 async fn start(label: &str) -> LocalPipeline {
-    start_with(label, PipelineOptions::default()).await
+    LocalPipeline::start_or_panic(label, PipelineOptions::default()).await
 }
 
 async fn start_with(label: &str, options: PipelineOptions) -> LocalPipeline {
-    LocalPipeline::start(label, options)
-        .await
-        .unwrap_or_else(|err| panic!("the local pipeline did not start: {err:#}"))
+    LocalPipeline::start_or_panic(label, options).await
 }
 
 /// One run of the `ops` binary.

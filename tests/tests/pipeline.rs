@@ -2,24 +2,22 @@
 //! deployed into it. Each test starts its own moto on a free port (stopped by PID at the end),
 //! so tests run in parallel without sharing anything.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::lambda::InvokeError;
 use e2e::moto::free_port;
-use e2e::pipeline::{ConfirmedSignUp, StoredItem, s};
+use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::json;
-use shared::{ConfirmationSource, ConfirmedUser, ProfileId, envelope};
+use shared::ProfileId;
 
 async fn start(label: &str) -> LocalPipeline {
-    start_with(label, PipelineOptions::default()).await
+    LocalPipeline::start_or_panic(label, PipelineOptions::default()).await
 }
 
 async fn start_with(label: &str, options: PipelineOptions) -> LocalPipeline {
-    LocalPipeline::start(label, options)
-        .await
-        .unwrap_or_else(|err| panic!("the local pipeline did not start: {err:#}"))
+    LocalPipeline::start_or_panic(label, options).await
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -90,40 +88,8 @@ fn profile_id_of(pipeline: &LocalPipeline, sub: &str) -> String {
 }
 
 async fn queue_depth(pipeline: &LocalPipeline, url: &str) -> usize {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let attributes = pipeline
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    attributes
-        .attributes()
-        .unwrap()
-        .values()
-        .map(|v| v.parse::<usize>().unwrap())
-        .sum()
-}
-
-/// A well-formed envelope for this pipeline's pool, as the trigger would send it.
-fn envelope_for(pool_id: &str, sub: &str, username: &str, attributes: &[(&str, &str)]) -> String {
-    let attributes: BTreeMap<String, String> = attributes
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let user = ConfirmedUser::new(
-        pool_id,
-        sub,
-        username,
-        attributes,
-        time::OffsetDateTime::now_utc(),
-        ConfirmationSource::PostConfirmation,
-    )
-    .unwrap();
-    envelope::encode(&user)
+    let (visible, in_flight) = pipeline.queue_counts(url).await.unwrap();
+    (visible + in_flight) as usize
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
