@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, Source, parsed_or, required};
+use shared::config::{ConfigError, Source, optional, parsed_or, required};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -17,23 +17,60 @@ pub struct ConsumerConfig {
     pub deadline_margin: Duration,
     /// Attempts per PutItem in the SDK, including the first.
     pub sdk_max_attempts: u32,
+    /// The function's own timeout (the template sets it beside `Timeout`). Lambda tells a
+    /// function its deadline per invocation only; this lets a margin that could never work be
+    /// refused at start-up.
+    pub function_timeout: Duration,
 }
 
 impl ConsumerConfig {
     pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
+        let in_range = |name: &'static str,
+                        expected: &'static str,
+                        default: u64,
+                        range: std::ops::RangeInclusive<u64>| {
+            let value: u64 = parsed_or(env, name, expected, default)?;
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::Invalid { name, expected })
+            }
+        };
+        const TIMEOUT: &str = "the function's timeout in seconds, 1 to 900 (the template sets it)";
+        if optional(env, "FUNCTION_TIMEOUT_SECONDS").is_none() {
+            return Err(ConfigError::Missing {
+                name: "FUNCTION_TIMEOUT_SECONDS",
+                expected: TIMEOUT,
+            });
+        }
+        let function_timeout =
+            Duration::from_secs(in_range("FUNCTION_TIMEOUT_SECONDS", TIMEOUT, 0, 1..=900)?);
+        let deadline_margin = Duration::from_millis(in_range(
+            "DEADLINE_MARGIN_MS",
+            "a number of milliseconds, at least 100 (to report the results) and less than half of \
+             FUNCTION_TIMEOUT_SECONDS (the records need the rest)",
+            1_000,
+            100..=u64::MAX,
+        )?);
+        if deadline_margin >= function_timeout / 2 {
+            return Err(ConfigError::Invalid {
+                name: "DEADLINE_MARGIN_MS",
+                expected: "less than half of FUNCTION_TIMEOUT_SECONDS (the records need the rest)",
+            });
+        }
         Ok(Self {
             users_table: required(env, "USERS_TABLE", "the name of the users table")?,
             profiles_table: required(env, "PROFILES_TABLE", "the name of the profiles table")?,
             user_pool_id: required(env, "USER_POOL_ID", "the id of the Cognito user pool served")?,
-            max_concurrent_records: parsed_or(env, "MAX_CONCURRENT_RECORDS", "a positive integer", 10usize)?
-                .max(1),
-            deadline_margin: Duration::from_millis(parsed_or(
-                env,
-                "DEADLINE_MARGIN_MS",
-                "a number of milliseconds",
-                1_000u64,
-            )?),
-            sdk_max_attempts: parsed_or(env, "DYNAMODB_MAX_ATTEMPTS", "a positive integer", 3u32)?.max(1),
+            max_concurrent_records: in_range(
+                "MAX_CONCURRENT_RECORDS",
+                "an integer from 1 to 1000",
+                10,
+                1..=1000,
+            )? as usize,
+            deadline_margin,
+            sdk_max_attempts: in_range("DYNAMODB_MAX_ATTEMPTS", "an integer from 1 to 10", 3, 1..=10)? as u32,
+            function_timeout,
         })
     }
 }
@@ -42,14 +79,56 @@ impl ConsumerConfig {
 mod tests {
     use super::*;
 
+    const REQUIRED: [(&str, &str); 4] = [
+        ("USERS_TABLE", "u"),
+        ("PROFILES_TABLE", "p"),
+        ("USER_POOL_ID", "us-east-1_A1"),
+        ("FUNCTION_TIMEOUT_SECONDS", "30"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        let extra = extra.to_vec();
+        move |name: &str| {
+            extra
+                .iter()
+                .chain(REQUIRED.iter())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_stop_start_up_naming_the_variable() {
+        let refused = [
+            ("MAX_CONCURRENT_RECORDS", "0"),
+            ("MAX_CONCURRENT_RECORDS", "1001"),
+            ("DYNAMODB_MAX_ATTEMPTS", "0"),
+            ("DEADLINE_MARGIN_MS", "0"),
+            ("DEADLINE_MARGIN_MS", "99"),
+            ("DEADLINE_MARGIN_MS", "15000"),
+            ("DEADLINE_MARGIN_MS", "30000"),
+            ("FUNCTION_TIMEOUT_SECONDS", "0"),
+            ("FUNCTION_TIMEOUT_SECONDS", "901"),
+        ];
+        for (name, value) in refused {
+            let err = ConsumerConfig::from_env(&with(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+        let ok = ConsumerConfig::from_env(&with(&[("DEADLINE_MARGIN_MS", "14999")])).unwrap();
+        assert_eq!(ok.deadline_margin, Duration::from_millis(14_999));
+        assert_eq!(ok.max_concurrent_records, 10);
+        assert_eq!(ok.function_timeout, Duration::from_secs(30));
+    }
+
     #[test]
     fn each_missing_variable_is_named() {
-        let all = [
-            ("USERS_TABLE", "u"),
-            ("PROFILES_TABLE", "p"),
-            ("USER_POOL_ID", "us-east-1_A1"),
-        ];
-        for missing in ["USERS_TABLE", "PROFILES_TABLE", "USER_POOL_ID"] {
+        let all = REQUIRED;
+        for missing in [
+            "USERS_TABLE",
+            "PROFILES_TABLE",
+            "USER_POOL_ID",
+            "FUNCTION_TIMEOUT_SECONDS",
+        ] {
             let env = |name: &str| {
                 all.iter()
                     .find(|(k, _)| *k == name && *k != missing)
@@ -62,11 +141,7 @@ mod tests {
 
     #[test]
     fn bad_numbers_are_refused_by_name() {
-        let env = |name: &str| match name {
-            "MAX_CONCURRENT_RECORDS" => Some("many".to_owned()),
-            _ => Some("x".to_owned()),
-        };
-        let err = ConsumerConfig::from_env(&env).unwrap_err();
+        let err = ConsumerConfig::from_env(&with(&[("MAX_CONCURRENT_RECORDS", "many")])).unwrap_err();
         assert!(err.to_string().contains("MAX_CONCURRENT_RECORDS"), "{err}");
     }
 }

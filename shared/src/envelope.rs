@@ -53,7 +53,9 @@ pub enum EnvelopeError {
     UnsupportedVersion(u64),
     #[error("field `confirmed_at` is not an RFC 3339 timestamp between 1970 and 9999 (UTC)")]
     InvalidTimestamp,
-    #[error("field `source` must be \"post_confirmation\" or \"backfill\"")]
+    #[error(
+        "field `source` must be \"post_confirmation\", \"post_confirmation_forgot_password\" or \"backfill\""
+    )]
     UnknownSource,
     #[error(transparent)]
     InvalidUser(#[from] UserError),
@@ -76,9 +78,9 @@ impl EnvelopeError {
     }
 }
 
-/// Encodes a confirmed user as a version-1 envelope.
+/// Encodes a confirmed user as a version-1 envelope, in characters SQS accepts.
 pub fn encode(user: &ConfirmedUser) -> String {
-    json!({
+    let body = json!({
         "version": ENVELOPE_VERSION,
         "source": user.source().as_str(),
         "user_pool_id": user.user_pool_id(),
@@ -87,7 +89,34 @@ pub fn encode(user: &ConfirmedUser) -> String {
         "confirmed_at": format_rfc3339(user.confirmed_at()),
         "attributes": user.attributes(),
     })
-    .to_string()
+    .to_string();
+    escape_for_sqs(body)
+}
+
+/// Whether SQS accepts `c` in a message body: `#x9 | #xA | #xD | #x20-#xD7FF |
+/// #xE000-#xFFFD | #x10000-#x10FFFF` (anything else is refused with `InvalidMessageContents`).
+pub fn sqs_accepts(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Rewrites every character SQS refuses as a JSON `\uXXXX` escape, which decodes to the same
+/// character. `serde_json` already escapes the control characters; what it writes raw and SQS
+/// refuses are the noncharacters U+FFFE and U+FFFF, which can only occur inside JSON strings,
+/// where an escape means the same thing. (Surrogates cannot occur in a Rust string.)
+fn escape_for_sqs(json: String) -> String {
+    if json.chars().all(sqs_accepts) {
+        return json;
+    }
+    let mut escaped = String::with_capacity(json.len() + 12);
+    for c in json.chars() {
+        if sqs_accepts(c) {
+            escaped.push(c);
+        } else {
+            // Every refused character is in the Basic Multilingual Plane: one escape each.
+            escaped.push_str(&format!("\\u{:04x}", u32::from(c)));
+        }
+    }
+    escaped
 }
 
 /// Decodes and validates a message body.
@@ -150,13 +179,56 @@ fn required_str<'a>(object: &'a Map<String, Value>, field: &'static str) -> Resu
 
 fn string_map(map: &Map<String, Value>) -> Result<BTreeMap<String, String>, EnvelopeError> {
     map.iter()
-        .map(|(name, value)| match value {
+        .enumerate()
+        .map(|(position, (name, value))| match value {
             Value::String(text) => Ok((name.clone(), text.clone())),
-            // Attribute names are schema names (`email`, `custom:plan`), not user data.
-            other => Err(wrong_type(&format!("attributes.{name}"), "a string", other)),
+            other => Err(wrong_type(
+                &attribute_field(position + 1, name),
+                "a string",
+                other,
+            )),
         })
         .collect()
 }
+
+/// How an error names an attribute of the body. A name from the body is attacker-chosen text
+/// (and a custom attribute's name can itself be personal), so only Cognito's own standard names
+/// are quoted; any other is named by its place in name order (1 for the first).
+fn attribute_field(place: usize, name: &str) -> String {
+    match STANDARD_ATTRIBUTES.iter().find(|standard| **standard == name) {
+        Some(standard) => format!("attributes.{standard}"),
+        None => format!("attributes (the non-standard attribute at place {place} in name order)"),
+    }
+}
+
+/// The attribute names Cognito itself defines: fixed text of ours, safe to quote.
+const STANDARD_ATTRIBUTES: [&str; 25] = [
+    "address",
+    "birthdate",
+    "cognito:email_alias",
+    "cognito:mfa_enabled",
+    "cognito:phone_number_alias",
+    "cognito:user_status",
+    "email",
+    "email_verified",
+    "family_name",
+    "gender",
+    "given_name",
+    "identities",
+    "locale",
+    "middle_name",
+    "name",
+    "nickname",
+    "phone_number",
+    "phone_number_verified",
+    "picture",
+    "preferred_username",
+    "profile",
+    "sub",
+    "updated_at",
+    "website",
+    "zoneinfo",
+];
 
 fn wrong_type(field: &str, expected: &'static str, found: &Value) -> EnvelopeError {
     EnvelopeError::WrongType {
@@ -247,6 +319,72 @@ mod tests {
         assert_eq!(
             decode_value(value).unwrap().source(),
             ConfirmationSource::Backfill
+        );
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_and_decode_to_the_same_user() {
+        let attributes = [
+            ("custom:note", "a\u{FFFE}b\u{FFFF}c\u{0}\u{1F}\u{7F}"),
+            ("custom:\u{FFFF}", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let user = ConfirmedUser::new(
+            POOL,
+            SUB,
+            "ana\u{FFFE}",
+            attributes,
+            OffsetDateTime::UNIX_EPOCH,
+            ConfirmationSource::PostConfirmation,
+        )
+        .unwrap();
+        let body = encode(&user);
+        assert!(body.chars().all(sqs_accepts), "{body:?}");
+        assert!(body.contains("\\ufffe") && body.contains("\\uffff"), "{body}");
+        assert_eq!(decode(&body).unwrap(), user);
+    }
+
+    #[test]
+    fn sqs_character_set_follows_the_documented_ranges() {
+        for c in [
+            '\u{9}',
+            '\u{A}',
+            '\u{D}',
+            ' ',
+            '\u{D7FF}',
+            '\u{E000}',
+            '\u{FFFD}',
+            '\u{10000}',
+            '\u{10FFFF}',
+        ] {
+            assert!(sqs_accepts(c), "{c:?}");
+        }
+        for c in ['\u{0}', '\u{8}', '\u{B}', '\u{1F}', '\u{FFFE}', '\u{FFFF}'] {
+            assert!(!sqs_accepts(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn forgot_password_source_round_trips() {
+        let mut value = valid_object();
+        value["source"] = json!("post_confirmation_forgot_password");
+        assert_eq!(
+            decode_value(value).unwrap().source(),
+            ConfirmationSource::PostConfirmationForgotPassword
+        );
+    }
+
+    #[test]
+    fn a_non_standard_attribute_name_is_never_quoted() {
+        let mut value = valid_object();
+        value["attributes"]["custom:ana@example.com"] = json!(7);
+        let err = decode_value(value).unwrap_err();
+        assert!(!err.to_string().contains("ana@example.com"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "field `attributes (the non-standard attribute at place 1 in name order)` must be a string, found a number"
         );
     }
 

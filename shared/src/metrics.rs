@@ -15,6 +15,17 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{ConfigError, Source, optional};
 
+/// CloudWatch's limits on a namespace: 1 to 255 of these characters, and not `AWS/` at the start
+/// (reserved for AWS's own metrics). CloudWatch Logs silently drops EMF lines that break them,
+/// so every custom metric, and every alarm on one, would go quiet: refused at start-up instead.
+pub fn is_valid_namespace(namespace: &str) -> bool {
+    (1..=255).contains(&namespace.len())
+        && !namespace.starts_with("AWS/")
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#:".contains(&b))
+}
+
 /// At most 100 values per metric per EMF line (the specification's limit).
 const MAX_VALUES_PER_LINE: usize = 100;
 
@@ -45,10 +56,22 @@ impl MetricsConfig {
     /// `METRICS_NAMESPACE` (default `CognitoUserSync`) and `METRICS_SERVICE` (default
     /// `cognito-user-sync`).
     pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
-        Ok(Self {
-            namespace: optional(env, "METRICS_NAMESPACE").unwrap_or_else(|| "CognitoUserSync".to_owned()),
-            service: optional(env, "METRICS_SERVICE").unwrap_or_else(|| "cognito-user-sync".to_owned()),
-        })
+        let namespace = optional(env, "METRICS_NAMESPACE").unwrap_or_else(|| "CognitoUserSync".to_owned());
+        if !is_valid_namespace(&namespace) {
+            return Err(ConfigError::Invalid {
+                name: "METRICS_NAMESPACE",
+                expected: "1 to 255 letters, digits or . - _ / # :, not starting with AWS/ (reserved by CloudWatch)",
+            });
+        }
+        let service = optional(env, "METRICS_SERVICE").unwrap_or_else(|| "cognito-user-sync".to_owned());
+        // A dimension value is 1 to 1024 characters (blank is already "unset").
+        if service.chars().count() > 1024 {
+            return Err(ConfigError::Invalid {
+                name: "METRICS_SERVICE",
+                expected: "at most 1024 characters (a CloudWatch dimension value)",
+            });
+        }
+        Ok(Self { namespace, service })
     }
 }
 
@@ -211,6 +234,18 @@ mod tests {
     #[test]
     fn nothing_to_emit_gives_no_line() {
         assert!(Metrics::new(&config(), &[]).to_emf_lines(1).is_empty());
+    }
+
+    #[test]
+    fn a_namespace_cloudwatch_would_refuse_stops_start_up_naming_the_variable() {
+        for bad in ["AWS/Lambda", "with space", "ü", &"x".repeat(256)] {
+            let env = |name: &str| (name == "METRICS_NAMESPACE").then(|| bad.to_owned());
+            let err = MetricsConfig::from_env(&env).unwrap_err();
+            assert!(err.to_string().contains("METRICS_NAMESPACE"), "{bad}: {err}");
+        }
+        for good in ["CognitoUserSync", "team/sync:prod#1", "aws/lower-case-is-allowed"] {
+            assert!(is_valid_namespace(good), "{good}");
+        }
     }
 
     #[test]

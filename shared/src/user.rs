@@ -20,8 +20,14 @@ const MAX_USER_POOL_ID_CHARS: usize = 55;
 /// Where a confirmation came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfirmationSource {
-    /// The Post Confirmation trigger, for a sign-up confirmation.
+    /// The Post Confirmation trigger, for a sign-up confirmation (`PostConfirmation_ConfirmSignUp`,
+    /// also a federated user's first sign-in).
     PostConfirmation,
+    /// The Post Confirmation trigger, for a confirmed password reset
+    /// (`PostConfirmation_ConfirmForgotPassword`). For a user synced before, a no-op; for one
+    /// whose first confirmation this is (imported, or migrated by a migrate-user trigger), their
+    /// sync.
+    PostConfirmationForgotPassword,
     /// An operator's backfill of users who confirmed before the trigger was attached.
     Backfill,
 }
@@ -30,6 +36,7 @@ impl ConfirmationSource {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PostConfirmation => "post_confirmation",
+            Self::PostConfirmationForgotPassword => "post_confirmation_forgot_password",
             Self::Backfill => "backfill",
         }
     }
@@ -37,6 +44,7 @@ impl ConfirmationSource {
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "post_confirmation" => Some(Self::PostConfirmation),
+            "post_confirmation_forgot_password" => Some(Self::PostConfirmationForgotPassword),
             "backfill" => Some(Self::Backfill),
             _ => None,
         }

@@ -53,7 +53,7 @@ const WHITESPACE: [char; 15] = [
 ];
 
 /// Values that try to be read as something other than data.
-const HOSTILE: [&str; 10] = [
+const HOSTILE: [&str; 11] = [
     "attribute_not_exists(user_id) OR #k = :v",
     ":v",
     "#key",
@@ -64,6 +64,8 @@ const HOSTILE: [&str; 10] = [
     "\u{202E}gnp.exe\u{202C} مرحبا שלום",
     "👩\u{200D}👩\u{200D}👧\u{200D}👦🏳\u{FE0F}\u{200D}🌈",
     "\u{FEFF}\u{200B}",
+    // Noncharacters: valid Unicode that SQS refuses in a message body unless escaped.
+    "a\u{FFFE}b\u{FFFF}",
 ];
 
 /// Marks a value so a test can tell whether an error message quotes it.
@@ -118,6 +120,7 @@ fn attribute_name() -> impl Strategy<Value = String> {
         3 => select(&KNOWN_ATTRIBUTES[..]).prop_map(str::to_owned),
         2 => "custom:[a-z_]{1,20}",
         1 => text(0..20),
+        1 => select(&HOSTILE[..]).prop_map(str::to_owned),
     ]
 }
 
@@ -219,7 +222,13 @@ impl Parts {
 }
 
 fn valid_user(attribute_count: std::ops::Range<usize>) -> impl Strategy<Value = Parts> {
-    let source = select(&[ConfirmationSource::PostConfirmation, ConfirmationSource::Backfill][..]);
+    let source = select(
+        &[
+            ConfirmationSource::PostConfirmation,
+            ConfirmationSource::PostConfirmationForgotPassword,
+            ConfirmationSource::Backfill,
+        ][..],
+    );
     (
         user_pool_id(),
         sub(),
@@ -422,7 +431,7 @@ proptest! {
         let named = match &err {
             EnvelopeError::MissingField { field: named } => bad.is_null() && *named == field,
             EnvelopeError::WrongType { field: named, .. } => {
-                named == field || (field == "attributes" && named.starts_with("attributes."))
+                named == field || (field == "attributes" && named.starts_with("attributes"))
             }
             _ => false,
         };
@@ -481,6 +490,29 @@ proptest! {
             prop_assert!(!err.to_string().contains(SECRET), "{err}");
             prop_assert!(!format!("{err:?}").contains(SECRET), "{err:?}");
         }
+    }
+
+    #[test]
+    fn an_attribute_name_from_the_body_is_never_quoted_in_an_error(
+        parts in valid_user(0..4),
+        bad in json_value(),
+    ) {
+        let mut value = envelope_value(&parts);
+        value["attributes"][format!("custom:{SECRET}")] = bad;
+        if let Err(err) = decode(&value.to_string()) {
+            prop_assert!(!err.to_string().contains(SECRET), "{err}");
+            prop_assert!(!format!("{err:?}").contains(SECRET), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn every_encoded_body_holds_only_characters_sqs_accepts_and_decodes_to_the_same_user(
+        parts in valid_user(0..12),
+    ) {
+        let body = encode(&parts.user());
+        let refused: Vec<char> = body.chars().filter(|c| !shared::envelope::sqs_accepts(*c)).collect();
+        prop_assert!(refused.is_empty(), "SQS would refuse {refused:?}");
+        prop_assert_eq!(decode(&body), Ok(parts.user_at(to_millis(parts.confirmed_at))));
     }
 
     #[test]

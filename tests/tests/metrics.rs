@@ -13,7 +13,8 @@ async fn both_functions_emit_valid_emf_that_counts_what_happened() {
     let signed_up = pipeline.sign_up(&user).await.unwrap();
     pipeline.invoke_trigger(&signed_up.event).await.unwrap();
     pipeline.drain().await.unwrap();
-    // A duplicate (no-op), a forgot-password confirmation (skipped) and a malformed message.
+    // A duplicate and a forgot-password confirmation (both enqueued, both no-ops) and a
+    // malformed message.
     pipeline.invoke_trigger(&signed_up.event).await.unwrap();
     let mut forgot = signed_up.event.clone();
     forgot["triggerSource"] = json!("PostConfirmation_ConfirmForgotPassword");
@@ -36,12 +37,15 @@ async fn both_functions_emit_valid_emf_that_counts_what_happened() {
         assert_eq!(document["Service"], json!(pipeline.stack.name));
     }
 
-    assert_eq!(emf::total(&documents, "Enqueued"), 2.0);
-    assert_eq!(emf::total(&documents, "Skipped"), 1.0);
+    assert_eq!(emf::total(&documents, "Enqueued"), 3.0);
+    assert!(
+        documents.iter().all(|d| d.get("Skipped").is_none()),
+        "Skipped is no metric any more"
+    );
     assert_eq!(emf::total(&documents, "EnqueueFailed"), 0.0);
     assert_eq!(emf::total(&documents, "UsersWritten"), 1.0);
     assert_eq!(emf::total(&documents, "ProfilesWritten"), 1.0);
-    assert_eq!(emf::total(&documents, "AlreadySynced"), 1.0);
+    assert_eq!(emf::total(&documents, "AlreadySynced"), 2.0);
     // The malformed message is received maxReceiveCount (5) times before SQS dead-letters it.
     assert_eq!(emf::total(&documents, "InvalidMessages"), 5.0);
     assert_eq!(emf::total(&documents, "BatchItemFailures"), 5.0);

@@ -9,7 +9,7 @@ use e2e::lambda::InvokeError;
 use e2e::moto::free_port;
 use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::ProfileId;
 
 async fn start(label: &str) -> LocalPipeline {
@@ -177,19 +177,52 @@ async fn trigger_returns_its_input_unchanged_including_unmodelled_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forgot_password_confirmation_enqueues_nothing() {
-    let pipeline = start("forgot_password").await;
-    let signed_up = pipeline.sign_up(&person(2)).await.unwrap();
+async fn a_password_reset_confirmation_of_a_synced_user_changes_nothing() {
+    let pipeline = start("forgot_password_synced").await;
+    let signed_up = confirm(&pipeline, &person(2)).await;
+    pipeline.drain().await.unwrap();
+    let user_before = pipeline.user_item(&signed_up.sub).await.unwrap().unwrap();
+    let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+    let profile_before = pipeline.profile_item(&profile_id).await.unwrap().unwrap();
+
+    let mut event = signed_up.event.clone();
+    event["triggerSource"] = json!("PostConfirmation_ConfirmForgotPassword");
+    let response = pipeline.invoke_trigger(&event).await.unwrap();
+    assert_eq!(response, event);
+    let enqueued = pipeline.log_events("enqueued").await;
+    assert_eq!(enqueued.len(), 2, "{enqueued:?}");
+    assert_eq!(enqueued[1]["source"], json!("post_confirmation_forgot_password"));
+    let report = pipeline.drain().await.unwrap();
+    assert_eq!(report.received, 1);
+
+    assert_eq!(
+        pipeline.user_item(&signed_up.sub).await.unwrap().unwrap(),
+        user_before
+    );
+    assert_eq!(
+        pipeline.profile_item(&profile_id).await.unwrap().unwrap(),
+        profile_before
+    );
+    assert_eq!(pipeline.log_events("already_synced").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_reset_that_is_a_users_first_confirmation_syncs_them() {
+    // An imported or migrated user: their first confirmation is ConfirmForgotPassword, and no
+    // sign-up confirmation ever ran for them.
+    let pipeline = start("forgot_password_first").await;
+    let signed_up = pipeline.sign_up(&person(3)).await.unwrap();
     let mut event = signed_up.event.clone();
     event["triggerSource"] = json!("PostConfirmation_ConfirmForgotPassword");
 
     let response = pipeline.invoke_trigger(&event).await.unwrap();
     assert_eq!(response, event);
-    assert_eq!(queue_depth(&pipeline, pipeline.queue_url()).await, 0);
-    assert_eq!(pipeline.log_events("skipped").await.len(), 1);
-    assert!(pipeline.log_events("enqueued").await.is_empty());
-    assert_eq!(pipeline.drain().await.unwrap().received, 0);
-    assert!(pipeline.user_item(&signed_up.sub).await.unwrap().is_none());
+    assert_eq!(pipeline.drain().await.unwrap().received, 1);
+    let item = pipeline.user_item(&signed_up.sub).await.unwrap().expect("synced");
+    assert_eq!(s(&item, "username"), Some(signed_up.username.as_str()));
+    let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+    assert!(pipeline.profile_item(&profile_id).await.unwrap().is_some());
+    assert_eq!(pipeline.log_events("synced").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,11 +612,40 @@ async fn unreachable_queue_fails_the_invocation_when_configured_to() {
     let signed_up = pipeline.sign_up(&person(7)).await.unwrap();
     match pipeline.invoke_trigger(&signed_up.event).await {
         Err(InvokeError::Function(error)) => {
-            assert_eq!(error["errorType"], json!("EnqueueFailed"), "{error}")
+            assert_eq!(error["errorType"], json!("EnqueueFailed"), "{error}");
+            assert_tells_the_user_nothing_but_the_code(&pipeline, &error, "SYNC-QUEUE");
         }
         other => panic!("expected a function error, got {other:?}"),
     }
-    assert_eq!(pipeline.log_events("enqueue_failed").await.len(), 1);
+    let failures = pipeline.log_events("enqueue_failed").await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["code"], json!("SYNC-QUEUE"));
+    // The detail is in the log, for the operator.
+    assert!(
+        failures[0]["error"].as_str().unwrap().contains("SendMessage"),
+        "{failures:?}"
+    );
+}
+
+/// What Cognito passes on to the signing-up user's client: the fixed sentence and the code,
+/// and no pool id, account id, ARN, queue URL or SDK detail.
+fn assert_tells_the_user_nothing_but_the_code(pipeline: &LocalPipeline, error: &Value, code: &str) {
+    let message = error["errorMessage"].as_str().unwrap_or_default();
+    assert_eq!(message, trigger::handler::public_message(code), "{error}");
+    for secret in [
+        pipeline.pool.id.as_str(),
+        "eu-west-1_SomeoneElse1",
+        "123456789012",
+        "arn:",
+        "127.0.0.1",
+        pipeline.queue_url(),
+        "SendMessage",
+    ] {
+        assert!(
+            !error.to_string().contains(secret),
+            "{secret} reaches the user: {error}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,14 +658,19 @@ async fn events_from_another_user_pool_or_trigger_are_refused() {
     match pipeline.invoke_trigger(&foreign).await {
         Err(InvokeError::Function(error)) => {
             assert_eq!(error["errorType"], json!("ForeignUserPool"), "{error}");
-            let message = error["errorMessage"].as_str().unwrap();
-            assert!(
-                message.contains("eu-west-1_SomeoneElse1") && message.contains(&pipeline.pool.id),
-                "{message}"
-            );
+            assert_tells_the_user_nothing_but_the_code(&pipeline, &error, "SYNC-POOL");
         }
         other => panic!("expected ForeignUserPool, got {other:?}"),
     }
+    // Both pool ids are in the log, where the operator needs them.
+    let refused = pipeline.log_events("trigger_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let detail = refused[0]["error"].as_str().unwrap();
+    assert!(
+        detail.contains("eu-west-1_SomeoneElse1") && detail.contains(&pipeline.pool.id),
+        "{detail}"
+    );
+    assert_eq!(refused[0]["code"], json!("SYNC-POOL"));
 
     let mut wrong_trigger = signed_up.event.clone();
     wrong_trigger["triggerSource"] = json!("PreSignUp_SignUp");
@@ -628,10 +695,29 @@ async fn events_from_another_user_pool_or_trigger_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_email_phone_or_name_appears_in_any_log_line() {
     let pipeline = start("no_pii_in_logs").await;
+    every_log_path_without_pii(&pipeline).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_email_phone_or_name_appears_in_any_log_line_even_at_trace_level() {
+    // At TRACE the Lambda runtime logs every raw event and the SDK every request: the functions
+    // cap third-party crates at INFO so that this holds at every level an operator can set.
+    let trace = env(&[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]);
+    let options = PipelineOptions {
+        trigger_env: trace.clone(),
+        consumer_env: trace,
+        ..PipelineOptions::default()
+    };
+    let pipeline = start_with("no_pii_in_logs_at_trace", options).await;
+    every_log_path_without_pii(&pipeline).await;
+}
+
+/// Takes every log path of both functions with users full of PII, then scans every line.
+async fn every_log_path_without_pii(pipeline: &LocalPipeline) {
     let users: Vec<NewUser> = (20..26).map(person).collect();
     let mut signed = Vec::new();
     for user in &users {
-        signed.push(confirm(&pipeline, user).await);
+        signed.push(confirm(pipeline, user).await);
     }
     // Duplicates, a forgot-password confirmation and malformed messages carrying PII, so that
     // every log path is taken.
@@ -663,5 +749,44 @@ async fn no_email_phone_or_name_appears_in_any_log_line() {
     assert!(pipeline.log_events("synced").await.len() >= users.len());
     assert!(!pipeline.log_events("record_failed").await.is_empty());
     let secrets: Vec<String> = users.iter().flat_map(pii_of).collect();
-    assert_no_pii_in_logs(&pipeline, &secrets).await;
+    assert_no_pii_in_logs(pipeline, &secrets).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_that_cannot_work_stop_the_real_binaries_at_start_up_naming_the_variable() {
+    let pipeline = start("config_refused").await;
+    let signed_up = pipeline.sign_up(&person(30)).await.unwrap();
+    let cases: [(&str, &str, &str); 5] = [
+        ("trigger", "ENQUEUE_TIMEOUT_MS", "5000"),
+        ("trigger", "ENQUEUE_MAX_ATTEMPTS", "0"),
+        ("consumer", "MAX_CONCURRENT_RECORDS", "0"),
+        ("consumer", "DEADLINE_MARGIN_MS", "29000"),
+        ("consumer", "METRICS_NAMESPACE", "AWS/Lambda"),
+    ];
+    for (function, name, value) in cases {
+        let label = format!("{function}-{name}");
+        let variant = match function {
+            "trigger" => pipeline.start_trigger_variant(&label, &[(name, value)]).await,
+            _ => pipeline.start_consumer_variant(&label, &[(name, value)]).await,
+        }
+        .unwrap();
+        let payload = match function {
+            "trigger" => signed_up.event.clone(),
+            _ => json!({"Records": []}),
+        };
+        match variant.invoke(&payload).await {
+            // The process exits before it asks for an invocation, as Lambda's "Runtime exited
+            // with error" shows; the log line below is where the variable is named.
+            Err(InvokeError::Crashed(_)) => {}
+            other => panic!("{name}={value} must stop start-up, got {other:?}"),
+        }
+        let logged: Vec<Value> = variant
+            .log_lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|v| v["event"] == "config_invalid")
+            .collect();
+        assert_eq!(logged.len(), 1, "{name}: {:?}", variant.log_lines());
+        assert!(logged[0]["error"].as_str().unwrap().contains(name), "{logged:?}");
+    }
 }

@@ -78,6 +78,9 @@ fn queue_redrives_to_a_dlq_and_outlasts_the_consumer() {
     );
     let dlq = &resource(&t, "SyncDeadLetterQueue")["Properties"];
     assert_eq!(dlq["MessageRetentionPeriod"], 1_209_600);
+    // A message that expires on the source queue goes to no DLQ: both keep messages as long as
+    // SQS allows (14 days), so a stalled consumer loses no user for two weeks.
+    assert_eq!(queue["MessageRetentionPeriod"], 1_209_600);
     assert_eq!(dlq["SqsManagedSseEnabled"], true);
 
     let (_, mapping) = resources_of_type(&t, "AWS::Lambda::EventSourceMapping")[0];
@@ -86,6 +89,54 @@ fn queue_redrives_to_a_dlq_and_outlasts_the_consumer() {
         json!(["ReportBatchItemFailures"])
     );
     assert!(mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"].is_object());
+}
+
+#[test]
+fn a_full_batch_runs_at_once_within_the_consumers_timeout() {
+    let t = template();
+    let consumer = &resource(&t, "ConsumerFunction")["Properties"];
+    let env = &consumer["Environment"]["Variables"];
+    // Every record of a batch gets a slot at once, so none waits out the deadline and uses up a
+    // receive for nothing...
+    assert_eq!(
+        env["MAX_CONCURRENT_RECORDS"],
+        json!({"Fn::Sub": "${ConsumerBatchSize}"})
+    );
+    // ...and the largest batch is one the consumer accepts as its concurrency (at most 1000).
+    let batch = parameter(&t, "ConsumerBatchSize");
+    assert!(batch["MaxValue"].as_u64().unwrap() <= 100, "{batch}");
+    // The consumer checks its deadline margin against its own timeout.
+    assert_eq!(
+        env["FUNCTION_TIMEOUT_SECONDS"],
+        json!(consumer["Timeout"].as_u64().unwrap().to_string())
+    );
+}
+
+#[test]
+fn a_metrics_namespace_cloudwatch_refuses_is_refused_by_the_template() {
+    let t = template();
+    let pattern = parameter(&t, "MetricsNamespace")["AllowedPattern"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // CloudFormation matches AllowedPattern as a Java regular expression; Python's `re` reads
+    // this one (a negative lookahead) the same way.
+    let python = e2e::paths::venv_python().unwrap_or_else(|e| panic!("{e:#}"));
+    let check = |namespace: &str| -> bool {
+        let output = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import re, sys; sys.exit(0 if re.fullmatch(sys.argv[1], sys.argv[2]) else 1)",
+            ])
+            .args([&pattern, namespace])
+            .output()
+            .unwrap();
+        output.status.success()
+    };
+    assert!(check("CognitoUserSync"));
+    assert!(check("team/sync"));
+    assert!(!check("AWS/Lambda"), "{pattern}");
+    assert!(!check("with space"), "{pattern}");
 }
 
 #[test]
@@ -162,10 +213,9 @@ fn consumer_may_only_put_items_and_read_its_queue() {
                         assert!(target == "UsersTable" || target == "ProfilesTable", "{table}");
                     }
                 }
-                "sqs:ReceiveMessage"
-                | "sqs:DeleteMessage"
-                | "sqs:GetQueueAttributes"
-                | "sqs:ChangeMessageVisibility" => {
+                // Exactly what the event source mapping uses; the function itself calls no SQS
+                // API, so sqs:ChangeMessageVisibility (allowed before) is refused here.
+                "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes" => {
                     assert_eq!(*resources, json!({"Fn::GetAtt": ["SyncQueue", "Arn"]}))
                 }
                 "logs:CreateLogStream" | "logs:PutLogEvents" => {}
@@ -230,10 +280,9 @@ fn alarms_watch_the_dlq_queue_age_and_both_functions() {
 
 /// The custom metrics the functions emit (Embedded Metric Format), and so what the dashboard
 /// and the alarms may rely on.
-const CUSTOM_METRICS: [&str; 10] = [
+const CUSTOM_METRICS: [&str; 9] = [
     "Enqueued",
     "EnqueueFailed",
-    "Skipped",
     "UsersWritten",
     "ProfilesWritten",
     "AlreadySynced",

@@ -17,9 +17,10 @@ pub struct Deps {
 }
 
 /// The trigger's metrics, emitted (zero included) on every invocation.
-pub const METRICS: [&str; 3] = ["Enqueued", "EnqueueFailed", "Skipped"];
+pub const METRICS: [&str; 2] = ["Enqueued", "EnqueueFailed"];
 
-/// Why the trigger refused an event. Returned to Cognito, which then fails the user's call.
+/// Why the trigger refused an event. Logged in full; Cognito, which passes the function's error
+/// message on to the signing-up user's client, gets only [`TriggerError::public_code`].
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
     #[error(transparent)]
@@ -34,18 +35,42 @@ pub enum TriggerError {
     Enqueue(#[from] EnqueueError),
 }
 
+impl TriggerError {
+    /// The error's kind, Lambda's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Event(EventError::Shape(_)) => "InvalidEvent",
+            Self::Event(EventError::UnknownTriggerSource) => "UnknownTriggerSource",
+            Self::ForeignUserPool { .. } => "ForeignUserPool",
+            Self::MissingSub | Self::InvalidUser(_) => "InvalidUser",
+            Self::Enqueue(_) => "EnqueueFailed",
+        }
+    }
+
+    /// A short code that the user may read out to support and an operator can find in the logs
+    /// (the `trigger_refused` or `enqueue_failed` line carries it too). Nothing else leaves the
+    /// function: pool ids, ARNs, the account id and the SDK's error stay in the log.
+    pub fn public_code(&self) -> &'static str {
+        match self {
+            Self::Event(_) => "SYNC-EVENT",
+            Self::ForeignUserPool { .. } => "SYNC-POOL",
+            Self::MissingSub | Self::InvalidUser(_) => "SYNC-USER",
+            Self::Enqueue(_) => "SYNC-QUEUE",
+        }
+    }
+}
+
+/// What Cognito receives, and shows the user's client as `PostConfirmation failed with error
+/// <message>`: a fixed sentence and the code.
+pub fn public_message(code: &str) -> String {
+    format!("Your account is confirmed, but its set-up did not finish. Please try again later. (code {code})")
+}
+
 impl From<TriggerError> for lambda_runtime::Diagnostic {
     fn from(err: TriggerError) -> Self {
-        let error_type = match &err {
-            TriggerError::Event(EventError::Shape(_)) => "InvalidEvent",
-            TriggerError::Event(EventError::UnknownTriggerSource) => "UnknownTriggerSource",
-            TriggerError::ForeignUserPool { .. } => "ForeignUserPool",
-            TriggerError::MissingSub | TriggerError::InvalidUser(_) => "InvalidUser",
-            TriggerError::Enqueue(_) => "EnqueueFailed",
-        };
         lambda_runtime::Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: err.to_string(),
+            error_type: err.error_type().to_owned(),
+            error_message: public_message(err.public_code()),
         }
     }
 }
@@ -54,6 +79,18 @@ pub async fn handle(deps: &Deps, event: Value) -> Result<Value, TriggerError> {
     let mut metrics = Metrics::new(&deps.metrics, &METRICS);
     let result = handle_event(deps, event, &mut metrics).await;
     metrics.emit();
+    if let Err(err) = &result
+        && !matches!(err, TriggerError::Enqueue(_))
+    {
+        // The details, for the operator (an enqueue failure has its own `enqueue_failed` line).
+        // Every TriggerError names fields and pool ids, never a value from the event.
+        tracing::error!(
+            event = "trigger_refused",
+            error_type = err.error_type(),
+            code = err.public_code(),
+            error = %err,
+        );
+    }
     result
 }
 
@@ -69,18 +106,21 @@ async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Resul
             actual: parsed.user_pool_id,
         });
     }
-    if confirmation == Confirmation::ForgotPassword {
-        tracing::info!(event = "skipped", reason = "forgot_password", user_pool_id = %parsed.user_pool_id);
-        metrics.count("Skipped", 1);
-        return Ok(event);
-    }
-
-    let user = confirmed_user(parsed)?;
+    // A confirmed password reset is enqueued too: for a user synced before, the consumer's
+    // create-only writes make it a no-op; for a user whose first confirmation it is (imported by
+    // a CSV import job, or created by a migrate-user trigger's UserMigration_ForgotPassword), it
+    // is their sync.
+    let source = match confirmation {
+        Confirmation::SignUp => ConfirmationSource::PostConfirmation,
+        Confirmation::ForgotPassword => ConfirmationSource::PostConfirmationForgotPassword,
+    };
+    let user = confirmed_user(parsed, source)?;
     match deps.queue.send(envelope::encode(&user)).await {
         Ok(message_id) => {
             metrics.count("Enqueued", 1);
             tracing::info!(
                 event = "enqueued",
+                source = user.source().as_str(),
                 user_pool_id = user.user_pool_id(),
                 sub = user.sub(),
                 message_id,
@@ -92,8 +132,10 @@ async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Resul
             // The user is already confirmed; this record is what `reconcile` repairs from.
             tracing::error!(
                 event = "enqueue_failed",
+                source = user.source().as_str(),
                 user_pool_id = user.user_pool_id(),
                 sub = user.sub(),
+                code = "SYNC-QUEUE",
                 error = %err,
             );
             if deps.config.fail_on_enqueue_error {
@@ -105,7 +147,10 @@ async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Resul
     }
 }
 
-fn confirmed_user(event: PostConfirmationEvent) -> Result<ConfirmedUser, TriggerError> {
+fn confirmed_user(
+    event: PostConfirmationEvent,
+    source: ConfirmationSource,
+) -> Result<ConfirmedUser, TriggerError> {
     let sub = event
         .request
         .user_attributes
@@ -118,6 +163,55 @@ fn confirmed_user(event: PostConfirmationEvent) -> Result<ConfirmedUser, Trigger
         &event.user_name,
         event.request.user_attributes,
         OffsetDateTime::now_utc(),
-        ConfirmationSource::PostConfirmation,
+        source,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::EnqueueError;
+
+    fn all_errors() -> Vec<TriggerError> {
+        vec![
+            TriggerError::Event(EventError::Shape("missing field `userName`".into())),
+            TriggerError::Event(EventError::UnknownTriggerSource),
+            TriggerError::ForeignUserPool {
+                expected: "us-east-1_Ours1".into(),
+                actual: "eu-west-1_Theirs2".into(),
+            },
+            TriggerError::MissingSub,
+            TriggerError::InvalidUser(UserError::InvalidSub),
+            TriggerError::Enqueue(EnqueueError::new(
+                "arn:aws:sqs:us-east-1:123456789012:sync https://sqs.us-east-1.amazonaws.com/123456789012/sync".into(),
+            )),
+        ]
+    }
+
+    #[test]
+    fn cognito_gets_a_fixed_message_and_a_code_never_the_details() {
+        for err in all_errors() {
+            let detail = err.to_string();
+            let code = err.public_code();
+            let diagnostic = lambda_runtime::Diagnostic::from(err);
+            assert_eq!(diagnostic.error_message, public_message(code));
+            for secret in [
+                "us-east-1_Ours1",
+                "eu-west-1_Theirs2",
+                "arn:",
+                "123456789012",
+                "userName",
+            ] {
+                assert!(
+                    !diagnostic.error_message.contains(secret),
+                    "{secret} in {diagnostic:?}"
+                );
+                assert!(
+                    !diagnostic.error_type.contains(secret),
+                    "{secret} in {diagnostic:?}"
+                );
+            }
+            assert_ne!(detail, diagnostic.error_message);
+        }
+    }
 }

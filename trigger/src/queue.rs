@@ -24,6 +24,12 @@ pub struct SyncQueue {
 #[error("SendMessage to the sync queue failed: {0}")]
 pub struct EnqueueError(String);
 
+impl EnqueueError {
+    pub fn new(detail: String) -> Self {
+        Self(detail)
+    }
+}
+
 impl SyncQueue {
     pub async fn connect(config: &TriggerConfig) -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
