@@ -1,6 +1,7 @@
 //! Any bytes as the trigger's invocation payload, read as the handler reads it: JSON, then
-//! `PostConfirmationEvent::from_value`, `.confirmation()`, and for a sign-up the
-//! `ConfirmedUser` built from the event's fields, whose envelope the consumer must read back.
+//! `PostConfirmationEvent::from_value`, `.confirmation()`, and for either confirmation the
+//! `ConfirmedUser` built from the event's fields, whose envelope SQS must accept and the consumer
+//! must read back.
 //!
 //! Never a panic, and no error message other than the fixed ones (serde's own messages quote
 //! values, which may be personal data).
@@ -34,11 +35,13 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    match event.confirmation() {
-        Ok(Confirmation::SignUp) => {}
-        Ok(Confirmation::ForgotPassword) | Err(EventError::UnknownTriggerSource) => return,
+    // Both confirmations are enqueued, each with its own source.
+    let source = match event.confirmation() {
+        Ok(Confirmation::SignUp) => ConfirmationSource::PostConfirmation,
+        Ok(Confirmation::ForgotPassword) => ConfirmationSource::PostConfirmationForgotPassword,
+        Err(EventError::UnknownTriggerSource) => return,
         Err(other) => panic!("confirmation() failed with {other:?}"),
-    }
+    };
     let Some(sub) = event.request.user_attributes.get("sub") else {
         return;
     };
@@ -48,12 +51,17 @@ fuzz_target!(|data: &[u8]| {
         &event.user_name,
         event.request.user_attributes.clone(),
         OffsetDateTime::UNIX_EPOCH,
-        ConfirmationSource::PostConfirmation,
+        source,
     ) else {
         return;
     };
     // What the trigger enqueues, the consumer reads and maps.
-    let received = decode(&encode(&user)).expect("the consumer reads what the trigger writes");
+    let body = encode(&user);
+    assert!(
+        body.chars().all(shared::envelope::sqs_accepts),
+        "SQS would refuse the body"
+    );
+    let received = decode(&body).expect("the consumer reads what the trigger writes");
     assert!(received == user);
     let _ = sync_items(&received, OffsetDateTime::UNIX_EPOCH);
 });

@@ -12,6 +12,22 @@
 //! *before* the pool is updated: the other order leaves a window in which every confirmation
 //! fails because Cognito may not invoke the new trigger. A statement that already grants exactly
 //! that (ours, or the stack's own) is left as it is.
+//!
+//! Before anything is changed, three refusals (each exits 1 and changes nothing):
+//! - the pool's Post Confirmation is already *another* function: attaching would silently stop
+//!   it from running, so that takes `--replace`, and the report names what was replaced
+//!   ([`plan_attach`]);
+//! - the pool is not the one this deployment serves (the stack's `UserPoolId` output, or the
+//!   function's own `USER_POOL_ID`): the trigger and the consumer refuse every other pool's
+//!   confirmations, so attaching there would fail every confirmation ([`check_served_pool`]);
+//! - the pool changed since it was read: `UpdateUserPool` sends back every setting as it was
+//!   read, so a change made in between would be reverted. The pool is read again just before
+//!   the update and its `LastModifiedDate` compared; `--expect-last-modified` compares it with
+//!   the one a `--dry-run` printed, so that what is applied is what was reviewed
+//!   ([`same_modification`] serves both).
+//!
+//! `detach-trigger` (`detach_trigger.rs`) is the reverse, built from the same pieces: [`detach`]
+//! and [`plan_detach`].
 
 use std::fmt::Debug;
 
@@ -20,12 +36,14 @@ use aws_sdk_cognitoidentityprovider::operation::update_user_pool::UpdateUserPool
 use aws_sdk_cognitoidentityprovider::operation::update_user_pool::builders::UpdateUserPoolInputBuilder;
 use aws_sdk_cognitoidentityprovider::types::{LambdaConfigType, UserPoolType};
 use serde_json::{Value, json};
+use shared::timestamp::{format_rfc3339, parse_rfc3339};
+use time::OffsetDateTime;
 
 use crate::users::{self, PoolError};
 use crate::{Ctx, Outcome, aws};
 
 const COGNITO_PRINCIPAL: &str = "cognito-idp.amazonaws.com";
-const POST_CONFIRMATION: &str = "LambdaConfig.PostConfirmation";
+pub const POST_CONFIRMATION: &str = "LambdaConfig.PostConfirmation";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,6 +56,21 @@ pub struct Args {
     /// Print what would change, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Replace the pool's Post Confirmation trigger when it is another function (refused
+    /// without this: that function would stop running). The report names the one replaced.
+    #[arg(long)]
+    pub replace: bool,
+    /// Refuse unless the pool's LastModifiedDate is this time (RFC 3339), the
+    /// `pool_last_modified` a `--dry-run` printed: apply only what was reviewed.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub expect_last_modified: Option<OffsetDateTime>,
+}
+
+/// `--expect-last-modified`: an RFC 3339 time, any offset.
+pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    parse_rfc3339(text).ok_or_else(|| {
+        "not an RFC 3339 time (e.g. 2026-11-23T18:08:47.123Z, as --dry-run prints it)".to_owned()
+    })
 }
 
 /// An `UpdateUserPool` request that repeats every updatable setting of `pool` unchanged.
@@ -80,6 +113,16 @@ pub fn attach(pool: &UserPoolType, function_arn: &str) -> UpdateUserPoolInputBui
         .clone()
         .unwrap_or_else(|| LambdaConfigType::builder().build());
     lambda.post_confirmation = Some(function_arn.to_owned());
+    carry_over(pool).lambda_config(lambda)
+}
+
+/// [`carry_over`] without `LambdaConfig.PostConfirmation`: the one change `detach-trigger` makes.
+pub fn detach(pool: &UserPoolType) -> UpdateUserPoolInputBuilder {
+    let mut lambda = pool
+        .lambda_config
+        .clone()
+        .unwrap_or_else(|| LambdaConfigType::builder().build());
+    lambda.post_confirmation = None;
     carry_over(pool).lambda_config(lambda)
 }
 
@@ -357,49 +400,276 @@ pub fn plan_permission(statements: &[Value], grant: &Grant, pool_id: &str) -> Re
     Ok(Permission::Add { statement_id: ours })
 }
 
-pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
-    let function_arn = ctx
-        .names
-        .trigger_function_arn(args.function_arn.as_deref())
-        .await?;
-    let pool = users::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
-    let grant = pool
-        .arn
-        .as_deref()
-        .and_then(Grant::for_pool)
-        .with_context(|| format!("DescribeUserPool gave no usable ARN for {}", args.user_pool_id))?;
-    let statements = policy_statements(ctx, &function_arn).await?;
-    let permission = plan_permission(&statements, &grant, &args.user_pool_id).map_err(anyhow::Error::msg)?;
+/// The pool's current Post Confirmation trigger; an empty string is none.
+pub fn post_confirmation(pool: &UserPoolType) -> Option<&str> {
+    pool.lambda_config
+        .as_ref()
+        .and_then(|l| l.post_confirmation.as_deref())
+        .filter(|arn| !arn.is_empty())
+}
 
-    let update = attach(&pool, &function_arn);
+/// What attaching does to the pool's Post Confirmation trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attachment {
+    /// It is already this function: the pool is not updated.
+    Already,
+    /// None was set.
+    New,
+    /// Another function was set and `--replace` was given: it stops running.
+    Replace { previous: String },
+}
+
+/// Refuses to replace another function's trigger unless `replace` (`--replace`) says so.
+pub fn plan_attach(
+    pool_id: &str,
+    current: Option<&str>,
+    function_arn: &str,
+    replace: bool,
+) -> Result<Attachment, String> {
+    match current {
+        None => Ok(Attachment::New),
+        Some(current) if current == function_arn => Ok(Attachment::Already),
+        Some(current) if replace => Ok(Attachment::Replace {
+            previous: current.to_owned(),
+        }),
+        Some(current) => Err(format!(
+            "user pool {pool_id} already has another Post Confirmation trigger, {current}: attaching \
+             {function_arn} would stop it from running. Nothing was changed; if that function is to be \
+             replaced, run again with --replace"
+        )),
+    }
+}
+
+/// Checks that `pool_id` is the pool the trigger serves, by what tells: `stack`, the stack's
+/// `UserPoolId` output (or why it could not be read), and `function`, the function's own
+/// `USER_POOL_ID` (`None` when it is empty: a stack that created its pool cannot set it).
+///
+/// Every source that tells must name `pool_id`; when none tells, the answer is no. Attaching to
+/// another pool would fail every confirmation there (the trigger refuses events of other pools
+/// when it knows its own, and the consumer always refuses their messages).
+pub fn check_served_pool(
+    pool_id: &str,
+    function_arn: &str,
+    stack_name: &str,
+    stack: Result<&str, &str>,
+    function: Option<&str>,
+) -> Result<(), String> {
+    let consequence = "the trigger and the consumer refuse confirmations of any other pool, so \
+                       attaching the trigger there would fail every confirmation. Nothing was changed";
+    if let Ok(served) = stack
+        && served != pool_id
+    {
+        return Err(format!(
+            "user pool {pool_id} is not the pool stack `{stack_name}` serves ({served}, its UserPoolId \
+             output): {consequence}. To sync {pool_id}, deploy a stack with ExistingUserPoolId={pool_id} \
+             and pass its --stack-name"
+        ));
+    }
+    if let Some(served) = function
+        && served != pool_id
+    {
+        return Err(format!(
+            "user pool {pool_id} is not the pool function {function_arn} serves ({served}, its \
+             USER_POOL_ID): {consequence}"
+        ));
+    }
+    match stack {
+        Ok(_) => Ok(()),
+        Err(_) if function.is_some() => Ok(()),
+        Err(why) => Err(format!(
+            "cannot tell which user pool function {function_arn} serves: {why}; and its USER_POOL_ID \
+             is empty (as when its stack created the pool). Nothing was changed; pass --stack-name of \
+             the stack that deployed it, whose UserPoolId output says"
+        )),
+    }
+}
+
+/// The pool's `LastModifiedDate`.
+pub fn last_modified(pool: &UserPoolType) -> Option<OffsetDateTime> {
+    pool.last_modified_date
+        .and_then(|at| OffsetDateTime::from_unix_timestamp_nanos(at.as_nanos()).ok())
+}
+
+/// Whether two `LastModifiedDate`s are the same modification: equal to the millisecond, the
+/// precision Cognito returns and [`format_rfc3339`] prints (so a printed time compares equal to
+/// the one read). Two missing dates are the same: there is nothing to tell them apart by.
+pub fn same_modification(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> bool {
+    let millis = |at: OffsetDateTime| at.unix_timestamp_nanos().div_euclid(1_000_000);
+    a.map(millis) == b.map(millis)
+}
+
+fn show_time(at: Option<OffsetDateTime>) -> String {
+    at.map_or_else(|| "(none)".to_owned(), format_rfc3339)
+}
+
+/// `--expect-last-modified`: the pool must be as it was when the dry run was reviewed.
+pub fn check_expected_modification(
+    pool_id: &str,
+    expected: OffsetDateTime,
+    found: Option<OffsetDateTime>,
+) -> Result<(), String> {
+    if same_modification(Some(expected), found) {
+        Ok(())
+    } else {
+        Err(format!(
+            "user pool {pool_id} was last modified at {}, not at {} as --expect-last-modified says: it \
+             changed since that review. Nothing was changed; review it again with --dry-run",
+            show_time(found),
+            show_time(Some(expected)),
+        ))
+    }
+}
+
+/// The pool must not have changed between the read the request was built from and the write:
+/// `UpdateUserPool` would revert whatever changed in between.
+pub fn check_unchanged_since_read(
+    pool_id: &str,
+    read: Option<OffsetDateTime>,
+    now: Option<OffsetDateTime>,
+) -> Result<(), String> {
+    if same_modification(read, now) {
+        Ok(())
+    } else {
+        Err(format!(
+            "user pool {pool_id} changed since it was read (LastModifiedDate {} then, {} now): updating \
+             it would revert that change. The pool was not updated; run again",
+            show_time(read),
+            show_time(now),
+        ))
+    }
+}
+
+/// What `detach-trigger` does with the pool's Post Confirmation trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detachment {
+    /// None is set: nothing to do.
+    NotSet,
+    /// It is this deployment's trigger: remove it.
+    Remove,
+}
+
+/// Removes only this deployment's trigger: another function's is someone else's to remove.
+pub fn plan_detach(pool_id: &str, current: Option<&str>, function_arn: &str) -> Result<Detachment, String> {
+    match current {
+        None => Ok(Detachment::NotSet),
+        Some(current) if current == function_arn => Ok(Detachment::Remove),
+        Some(current) => Err(format!(
+            "user pool {pool_id}'s Post Confirmation trigger is another function, {current}, not \
+             {function_arn}: it is not this deployment's to remove. Nothing was changed (if it is this \
+             deployment's under another name, pass that ARN as --function-arn)"
+        )),
+    }
+}
+
+/// The request `update` would send, refused unless it changes `LambdaConfig.PostConfirmation`
+/// alone: the safety net for the whole point of `attach-trigger` and `detach-trigger`.
+pub fn checked_changes(
+    pool_id: &str,
+    pool: &UserPoolType,
+    update: &UpdateUserPoolInputBuilder,
+) -> Result<Vec<Change>> {
     let request = update
         .clone()
         .build()
         .context("cannot build the UpdateUserPool request")?;
-    let changes = changes(&pool, &request);
-    // The safety net for the whole point of this command.
+    let changes = changes(pool, &request);
     if changes.iter().any(|c| c.field != POST_CONFIRMATION) {
         bail!(
-            "refusing to update {}: the request would also change {:?} (a bug in ops: nothing was changed)",
-            args.user_pool_id,
+            "refusing to update {pool_id}: the request would also change {:?} (a bug in ops: nothing was \
+             changed)",
             changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>()
         );
     }
+    Ok(changes)
+}
+
+/// Reads the pool again, refuses if it changed since `read` (its `LastModifiedDate` when the
+/// request was built), then sends `update`; returns the pool as described after the update.
+pub async fn update_unless_changed(
+    ctx: &Ctx,
+    pool_id: &str,
+    read: Option<OffsetDateTime>,
+    update: UpdateUserPoolInputBuilder,
+) -> Result<UserPoolType> {
+    let now = users::describe_pool(&ctx.cognito, pool_id).await?;
+    check_unchanged_since_read(pool_id, read, last_modified(&now)).map_err(anyhow::Error::msg)?;
+    update.send_with(&ctx.cognito).await.map_err(|err| {
+        let missing = err
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception());
+        PoolError::from_sdk("UpdateUserPool", pool_id, missing, &err)
+    })?;
+    Ok(users::describe_pool(&ctx.cognito, pool_id).await?)
+}
+
+/// The dry run's hint: how to apply exactly what it showed, and nothing the pool became since.
+pub fn apply_hint(read: Option<OffsetDateTime>) -> String {
+    match read {
+        Some(at) => format!(
+            "\n  pool last modified {t}: to apply exactly this, run the same command without --dry-run and \
+             with --expect-last-modified {t}",
+            t = format_rfc3339(at)
+        ),
+        None => "\n  pool last modified: (DescribeUserPool gave no LastModifiedDate)".to_owned(),
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
+    let pool_id = args.user_pool_id.as_str();
+    let function_arn = ctx
+        .names
+        .trigger_function_arn(args.function_arn.as_deref())
+        .await?;
+    let pool = users::describe_pool(&ctx.cognito, pool_id).await?;
+    let read = last_modified(&pool);
+    if let Some(expected) = args.expect_last_modified {
+        check_expected_modification(pool_id, expected, read).map_err(anyhow::Error::msg)?;
+    }
+
+    // Which pool the deployment serves: the stack's output when it can be read (with
+    // --function-arn it may not be); the function's own environment in any case.
+    let function_pool = function_user_pool_id(ctx, &function_arn).await?;
+    let stack_pool = ctx.names.served_user_pool_id().await.map_err(|e| e.to_string());
+    check_served_pool(
+        pool_id,
+        &function_arn,
+        ctx.names.stack_name(),
+        stack_pool.as_deref().map_err(String::as_str),
+        function_pool.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let attachment = plan_attach(pool_id, post_confirmation(&pool), &function_arn, args.replace)
+        .map_err(anyhow::Error::msg)?;
+
+    let grant = pool
+        .arn
+        .as_deref()
+        .and_then(Grant::for_pool)
+        .with_context(|| format!("DescribeUserPool gave no usable ARN for {pool_id}"))?;
+    let statements = policy_statements(ctx, &function_arn).await?;
+    let permission = plan_permission(&statements, &grant, pool_id).map_err(anyhow::Error::msg)?;
+
+    let update = attach(&pool, &function_arn);
+    let changes = checked_changes(pool_id, &pool, &update)?;
 
     if !args.dry_run {
         if let Permission::Add { statement_id } = &permission {
             add_permission(ctx, &function_arn, statement_id, &grant).await?;
         }
         if !changes.is_empty() {
-            update.send_with(&ctx.cognito).await.map_err(|err| {
-                let missing = err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception());
-                PoolError::from_sdk("UpdateUserPool", &args.user_pool_id, missing, &err)
-            })?;
-            let after = users::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
-            let attached = after.lambda_config.and_then(|l| l.post_confirmation);
-            if attached.as_deref() != Some(function_arn.as_str()) {
+            // The permission first, then the pool re-read just before the update: the
+            // smallest window for a change to slip in between read and write.
+            let after = update_unless_changed(ctx, pool_id, read, update)
+                .await
+                .map_err(|err| match &permission {
+                    Permission::Add { statement_id } => anyhow::anyhow!(
+                        "{err:#} (the invoke permission, statement {statement_id}, was added and stays: it \
+                         lets only this pool invoke the trigger, and a rerun finds it)"
+                    ),
+                    Permission::Present { .. } => err,
+                })?;
+            let attached = post_confirmation(&after);
+            if attached != Some(function_arn.as_str()) {
                 bail!("UpdateUserPool succeeded but the pool's Post Confirmation trigger is {attached:?}");
             }
         }
@@ -410,16 +680,19 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         (Permission::Add { statement_id }, true) => ("would_add", statement_id),
         (Permission::Add { statement_id }, false) => ("added", statement_id),
     };
+    let replaced = match &attachment {
+        Attachment::Replace { previous } => Some(previous.as_str()),
+        Attachment::Already | Attachment::New => None,
+    };
     let mut human = format!(
-        "attach-trigger {pool}{dry}",
-        pool = args.user_pool_id,
+        "attach-trigger {pool_id}{dry}",
         dry = if args.dry_run {
             " (dry run: nothing changed)"
         } else {
             ""
         },
     );
-    if changes.is_empty() {
+    if attachment == Attachment::Already {
         human.push_str(&format!(
             "\n  {POST_CONFIRMATION} is already {function_arn}: pool not updated"
         ));
@@ -427,31 +700,50 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     for change in &changes {
         human.push_str(&format!("\n  {}: {} -> {}", change.field, change.old, change.new));
     }
+    if let Some(previous) = replaced {
+        let verb = if args.dry_run { "would replace" } else { "replaced" };
+        human.push_str(&format!(
+            "\n  {verb} the Post Confirmation trigger {previous} (--replace)"
+        ));
+    }
     human.push_str(&format!(
         "\n  permission for {COGNITO_PRINCIPAL} (SourceArn {}, SourceAccount {}): {} (statement {sid})",
         grant.pool_arn,
         grant.account,
         permission_word.replace('_', " ")
     ));
+    if args.dry_run {
+        human.push_str(&apply_hint(read));
+    }
     ctx.printer.report(
         &human,
         &json!({
             "command": "attach-trigger",
-            "user_pool_id": args.user_pool_id,
+            "user_pool_id": pool_id,
             "function_arn": function_arn,
             "dry_run": args.dry_run,
-            "changes": changes.iter().map(|c| json!({"field": c.field, "old": c.old, "new": c.new})).collect::<Vec<_>>(),
+            "changes": changes_json(&changes),
+            "replaced": replaced,
             "permission": permission_word,
             "statement_id": sid,
+            "pool_last_modified": read.map(format_rfc3339),
         }),
     );
     Ok(Outcome::Done)
 }
 
-/// The function's resource-policy statements; none when it has no policy. Fails, naming it,
-/// when the function does not exist.
-async fn policy_statements(ctx: &Ctx, function_arn: &str) -> Result<Vec<Value>> {
-    ctx.lambda
+pub fn changes_json(changes: &[Change]) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|c| json!({"field": c.field, "old": c.old, "new": c.new}))
+        .collect()
+}
+
+/// The pool the function serves by its own environment (`USER_POOL_ID`; `None` when unset or
+/// empty). Fails, naming it, when the function does not exist.
+async fn function_user_pool_id(ctx: &Ctx, function_arn: &str) -> Result<Option<String>> {
+    let config = ctx
+        .lambda
         .get_function_configuration()
         .function_name(function_arn)
         .send()
@@ -469,6 +761,18 @@ async fn policy_statements(ctx: &Ctx, function_arn: &str) -> Result<Vec<Value>> 
                 )
             }
         })?;
+    Ok(config
+        .environment()
+        .and_then(|e| e.variables())
+        .and_then(|v| v.get("USER_POOL_ID"))
+        .filter(|id| !id.is_empty())
+        .cloned())
+}
+
+/// The function's resource-policy statements; none when it has no policy (GetPolicy answers
+/// ResourceNotFound then, as it does for a missing function: [`function_user_pool_id`], called
+/// first, tells those apart).
+async fn policy_statements(ctx: &Ctx, function_arn: &str) -> Result<Vec<Value>> {
     let policy = match ctx.lambda.get_policy().function_name(function_arn).send().await {
         Ok(output) => output.policy().unwrap_or("{}").to_owned(),
         Err(err)
@@ -864,5 +1168,149 @@ mod tests {
         // Another account's statement grants nothing here.
         let foreign = statement("s", POOL_ARN, "999999999999");
         assert!(!grant.is_granted_by(&foreign));
+    }
+
+    #[test]
+    fn another_functions_trigger_is_replaced_only_with_replace() {
+        assert_eq!(plan_attach(POOL, None, TRIGGER, false), Ok(Attachment::New));
+        assert_eq!(
+            plan_attach(POOL, Some(TRIGGER), TRIGGER, false),
+            Ok(Attachment::Already)
+        );
+        assert_eq!(
+            plan_attach(POOL, Some(TRIGGER), TRIGGER, true),
+            Ok(Attachment::Already)
+        );
+        let other = lambda("legacy-sync");
+        let err = plan_attach(POOL, Some(&other), TRIGGER, false).unwrap_err();
+        assert!(err.contains(&other) && err.contains("--replace"), "{err}");
+        assert_eq!(
+            plan_attach(POOL, Some(&other), TRIGGER, true),
+            Ok(Attachment::Replace { previous: other })
+        );
+    }
+
+    #[test]
+    fn an_empty_post_confirmation_is_none() {
+        let mut pool = full_pool();
+        assert_eq!(post_confirmation(&pool), None);
+        pool.lambda_config.as_mut().unwrap().post_confirmation = Some(String::new());
+        assert_eq!(post_confirmation(&pool), None);
+        pool.lambda_config = None;
+        assert_eq!(post_confirmation(&pool), None);
+    }
+
+    #[test]
+    fn only_the_served_pool_is_attached_to() {
+        let other = "us-east-1_Other1";
+        let check = |stack, function| check_served_pool(POOL, TRIGGER, "cognito-user-sync", stack, function);
+        // The stack tells; the function agrees or cannot tell.
+        assert_eq!(check(Ok(POOL), Some(POOL)), Ok(()));
+        assert_eq!(check(Ok(POOL), None), Ok(()));
+        // The stack cannot be read: the function's own USER_POOL_ID tells.
+        assert_eq!(check(Err("stack `x` does not exist"), Some(POOL)), Ok(()));
+        // Any source naming another pool refuses, and says which source and which pool.
+        let err = check(Ok(other), Some(POOL)).unwrap_err();
+        assert!(
+            err.contains("stack `cognito-user-sync`") && err.contains(other),
+            "{err}"
+        );
+        let err = check(Ok(POOL), Some(other)).unwrap_err();
+        assert!(err.contains("USER_POOL_ID") && err.contains(other), "{err}");
+        let err = check(Err("stack `x` does not exist"), Some(other)).unwrap_err();
+        assert!(err.contains(other), "{err}");
+        // Nothing tells: refused, saying how to tell it.
+        let err = check(Err("stack `x` does not exist"), None).unwrap_err();
+        assert!(
+            err.contains("stack `x` does not exist") && err.contains("--stack-name"),
+            "{err}"
+        );
+    }
+
+    fn at(nanos: i128) -> Option<OffsetDateTime> {
+        Some(OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap())
+    }
+
+    #[test]
+    fn modifications_are_compared_to_the_millisecond() {
+        let t = 1_795_457_327_123_000_000;
+        assert!(same_modification(at(t), at(t)));
+        // What is printed (milliseconds) is what is compared.
+        assert!(same_modification(at(t), at(t + 999_999)));
+        assert!(!same_modification(at(t), at(t + 1_000_000)));
+        assert!(!same_modification(at(t), at(t - 1)));
+        assert!(!same_modification(at(t), None));
+        assert!(same_modification(None, None));
+        // A printed time parses back to the same modification, whatever its offset.
+        let printed = format_rfc3339(at(t + 456_789).unwrap());
+        assert_eq!(printed, "2026-11-23T18:08:47.123Z");
+        assert!(same_modification(parse_time(&printed).ok(), at(t + 456_789)));
+        assert!(same_modification(
+            parse_time("2026-11-23T19:08:47.123+01:00").ok(),
+            at(t)
+        ));
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn a_pool_changed_since_review_or_since_read_is_refused() {
+        let t = 1_795_457_327_123_000_000;
+        let mut pool = full_pool();
+        pool.last_modified_date = Some(DateTime::from_millis(1_795_457_327_123));
+        assert_eq!(last_modified(&pool), at(t));
+        assert_eq!(
+            check_expected_modification(POOL, at(t).unwrap(), last_modified(&pool)),
+            Ok(())
+        );
+        let err = check_expected_modification(POOL, at(t - 1_000_000).unwrap(), at(t)).unwrap_err();
+        assert!(
+            err.contains("2026-11-23T18:08:47.123Z") && err.contains("2026-11-23T18:08:47.122Z"),
+            "{err}"
+        );
+        assert_eq!(check_unchanged_since_read(POOL, at(t), at(t)), Ok(()));
+        let err = check_unchanged_since_read(POOL, at(t), at(t + 5_000_000)).unwrap_err();
+        assert!(
+            err.contains("changed since it was read") && err.contains("run again"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_this_deployments_trigger_is_detached() {
+        assert_eq!(plan_detach(POOL, None, TRIGGER), Ok(Detachment::NotSet));
+        assert_eq!(plan_detach(POOL, Some(TRIGGER), TRIGGER), Ok(Detachment::Remove));
+        let other = lambda("legacy-sync");
+        let err = plan_detach(POOL, Some(&other), TRIGGER).unwrap_err();
+        assert!(err.contains(&other), "{err}");
+    }
+
+    #[test]
+    fn detach_removes_post_confirmation_and_nothing_else() {
+        let mut pool = full_pool();
+        pool.lambda_config.as_mut().unwrap().post_confirmation = Some(TRIGGER.into());
+        let update = detach(&pool);
+        assert_eq!(
+            checked_changes(POOL, &pool, &update).unwrap(),
+            vec![Change {
+                field: "LambdaConfig.PostConfirmation".into(),
+                old: format!("{TRIGGER:?}"),
+                new: "(not set)".into(),
+            }]
+        );
+        let mut expected = pool.lambda_config.clone().unwrap();
+        expected.post_confirmation = None;
+        assert_eq!(
+            update.build().unwrap().lambda_config,
+            Some(expected),
+            "every other trigger is kept"
+        );
+    }
+
+    #[test]
+    fn a_request_changing_more_than_post_confirmation_is_refused() {
+        let pool = full_pool();
+        let update = attach(&pool, TRIGGER).mfa_configuration(UserPoolMfaType::Off);
+        let err = checked_changes(POOL, &pool, &update).unwrap_err().to_string();
+        assert!(err.contains("MfaConfiguration"), "{err}");
     }
 }

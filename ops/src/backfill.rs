@@ -1,33 +1,43 @@
 //! `backfill`: enqueue the users who confirmed before the trigger was attached.
 //!
-//! Pages through the pool's CONFIRMED users and puts each on the sync queue as the message the
-//! trigger would have sent, marked `backfill`. The consumer's writes are create-only, keyed by
-//! the `sub` and a deterministic profile id, so a user already synced changes nothing: running
-//! it twice, or resuming from an earlier page, is safe.
+//! Pages through the pool's users and puts on the sync queue every one that must be in the tables
+//! ([`users::must_be_synced`]: confirmed at least once, federated and password-reset users
+//! included), as the message the trigger would have sent, marked `backfill`. The consumer's writes
+//! are create-only, keyed by the `sub` and a deterministic profile id, so a user already synced
+//! changes nothing: running it twice, or resuming from an earlier page, is safe.
 //!
-//! Resuming: once a page is fully enqueued, the token of the next page goes to stderr
-//! (`resume with --from-token T`). When a page is only partly enqueued the run stops and names
-//! the token that fetches that same page again; re-sending its users is harmless.
+//! The listing is unfiltered: `ListUsers` filters on one status at a time, and a page token
+//! belongs to one filter, so one listing selected here keeps one resume token for the run.
+//!
+//! Resuming: once a page is handled, the token of the next page goes to stderr (`resume with
+//! --from-token T`). A user SQS refuses (a body over the queue's size limit, say) is reported by
+//! `sub` and does not stop the run; the run then exits non-zero, and a later `reconcile --repair`
+//! finds that user again. A page that cannot be listed stops the run with the token that fetches
+//! it again.
 
 use anyhow::{Context, Result};
 use aws_sdk_cognitoidentityprovider::types::UserType;
 use serde_json::json;
 
 use crate::queue::{self, Outgoing};
-use crate::users::{self, CONFIRMED_FILTER, MAX_PAGE_SIZE, UserLister};
+use crate::users::{self, MAX_PAGE_SIZE, USER_LIST_DEFAULT_QUOTA, UserLister};
 use crate::{Ctx, Outcome, progress};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The user pool whose confirmed users to enqueue.
+    /// The user pool whose users to enqueue (those confirmed at least once).
     #[arg(long, value_name = "ID", value_parser = users::parse_pool_id)]
     pub user_pool_id: String,
     /// Start from this page token, printed by an earlier run (give the same --page-size).
     #[arg(long, value_name = "T")]
     pub from_token: Option<String>,
-    /// At most this many ListUsers requests per second (retries included).
+    /// At most this many ListUsers requests per second (retries included); at most
+    /// --user-list-quota.
     #[arg(long, value_name = "R", default_value = "5", value_parser = users::parse_rate)]
     pub rate: f64,
+    /// The account's Cognito UserList request-rate quota, if raised above the default 30.
+    #[arg(long, value_name = "R", default_value_t = USER_LIST_DEFAULT_QUOTA, value_parser = users::parse_rate)]
+    pub user_list_quota: f64,
     /// Users per ListUsers page (60 is Cognito's maximum).
     #[arg(long, value_name = "N", default_value_t = MAX_PAGE_SIZE,
           value_parser = clap::value_parser!(i32).range(1..=MAX_PAGE_SIZE as i64))]
@@ -72,74 +82,80 @@ pub async fn enqueue(
     result
 }
 
+impl Args {
+    /// What clap cannot check flag by flag.
+    pub fn validate(&self) -> Result<(), String> {
+        users::check_rate(self.rate, self.user_list_quota)
+    }
+}
+
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     let queue_url = ctx.names.queue_url().await?;
     // Both checked before the first page, so a wrong queue or pool fails with its name.
     queue::inspect(&ctx.sqs, &queue_url).await?;
     users::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
 
-    let lister = UserLister::new(
-        &ctx.cognito,
-        &args.user_pool_id,
-        Some(CONFIRMED_FILTER),
-        args.page_size,
-        args.rate,
-    );
+    let lister = UserLister::new(&ctx.cognito, &args.user_pool_id, None, args.page_size, args.rate);
     let bar = progress::spinner("backfill: users enqueued");
     let mut pages = 0usize;
     let mut listed = 0usize;
+    let mut selected = 0usize;
     let mut enqueued = 0usize;
-    let mut unusable = 0usize;
+    let mut unusable = Vec::new();
+    let mut refused = Vec::new();
     let mut token = args.from_token.clone();
-    let outcome = loop {
+    loop {
         let page = lister
             .page(token.as_deref())
             .await
             .with_context(|| resume_hint(token.as_deref()))?;
         pages += 1;
         listed += page.users.len();
-        let done = enqueue(&ctx.sqs, &queue_url, &args.user_pool_id, &page.users).await;
+        let to_sync: Vec<UserType> = page
+            .users
+            .into_iter()
+            .filter(|u| users::must_be_synced(u.user_status()))
+            .collect();
+        selected += to_sync.len();
+        let done = enqueue(&ctx.sqs, &queue_url, &args.user_pool_id, &to_sync).await;
         enqueued += done.enqueued;
-        unusable += done.unusable.len();
         bar.inc(done.enqueued as u64);
         for (sub, why) in &done.unusable {
             progress::note(&bar, &format!("skipped user {sub}: {why}"));
         }
-        if !done.refused.is_empty() {
-            for (sub, why) in &done.refused {
-                progress::note(&bar, &format!("not enqueued: user {sub}: {why}"));
-            }
-            progress::note(&bar, &resume_hint(token.as_deref()));
-            break Outcome::Incomplete;
+        for (sub, why) in &done.refused {
+            progress::note(&bar, &format!("not enqueued: user {sub}: {why}"));
         }
+        unusable.extend(done.unusable.into_iter().map(|(sub, _)| sub));
+        refused.extend(done.refused.into_iter().map(|(sub, _)| sub));
         match page.next_token {
             Some(next) => {
                 progress::note(&bar, &format!("resume with --from-token {next}"));
                 token = Some(next);
             }
-            None => {
-                token = None;
-                break if unusable == 0 {
-                    Outcome::Done
-                } else {
-                    Outcome::Incomplete
-                };
-            }
+            None => break,
         }
-    };
+    }
     bar.finish_and_clear();
 
-    let refused = listed - enqueued - unusable;
+    let outcome = if unusable.is_empty() && refused.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Incomplete
+    };
     ctx.printer.report(
         &format!(
-            "backfill of {pool}: {listed} confirmed users in {pages} pages, {enqueued} enqueued, \
-             {refused} refused by SQS, {unusable} unusable; {retries} ListUsers retries{stopped}",
+            "backfill of {pool}: {listed} users in {pages} pages, {selected} confirmed at least once, \
+             {enqueued} enqueued, {refused_n} refused by SQS, {unusable_n} unusable; {retries} ListUsers \
+             retries{stopped}",
             pool = args.user_pool_id,
+            refused_n = refused.len(),
+            unusable_n = unusable.len(),
             retries = lister.retries(),
             stopped = if outcome == Outcome::Done {
                 ""
             } else {
-                " (incomplete: see above)"
+                " (incomplete: the users above were not enqueued; `ops reconcile --repair` retries them)"
             },
         ),
         &json!({
@@ -147,11 +163,13 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
             "user_pool_id": args.user_pool_id,
             "pages": pages,
             "users": listed,
+            "selected": selected,
             "enqueued": enqueued,
-            "refused": refused,
-            "unusable": unusable,
+            "refused": refused.len(),
+            "refused_subs": refused,
+            "unusable": unusable.len(),
+            "unusable_subs": unusable,
             "retries": lister.retries(),
-            "resume_token": if outcome == Outcome::Done { None } else { token },
         }),
     );
     Ok(outcome)

@@ -9,13 +9,15 @@
 //! The reason is re-derived from the body with the consumer's own decoder: a body that is not a
 //! valid envelope is shown with `EnvelopeError::reason()` and its message (which names fields,
 //! never values). A valid envelope failed for another reason (another pool, a table that could
-//! not be written); the consumer's `record_failed` log line for the message id says which. PII is
-//! masked unless `--show-pii`, so the output can be pasted into a ticket.
+//! not be written); the consumer's `record_failed` log line for the message id says which. Only
+//! the pool id, the `sub`, the source and the attributes of
+//! [`shared::pii::NON_PERSONAL_ATTRIBUTES`] are shown in clear; everything else is masked unless
+//! `--show-pii`, so the output can be pasted into a ticket.
 
 use anyhow::Result;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{Map, Value, json};
-use shared::pii::{PII_ATTRIBUTES, Redacted};
+use shared::pii::{Redacted, is_non_personal};
 use time::OffsetDateTime;
 
 use crate::{Ctx, Outcome, aws, progress, queue};
@@ -32,7 +34,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max: u32,
-    /// Show usernames, emails, names and phone numbers instead of masking them.
+    /// Show the username and every attribute in clear (by default only the sub, the *_verified
+    /// flags and a few other attributes known to carry no personal data are).
     #[arg(long)]
     pub show_pii: bool,
 }
@@ -98,10 +101,12 @@ pub fn describe(message: &Message, show_pii: bool) -> Peeked {
                 .attributes()
                 .iter()
                 .map(|(name, value)| {
-                    let shown = if PII_ATTRIBUTES.contains(&name.as_str()) {
-                        mask(value)
-                    } else {
+                    // Masked unless known to be harmless: an allow-list, so a custom attribute
+                    // or one Cognito adds later is never printed by default.
+                    let shown = if is_non_personal(name) {
                         value.clone()
+                    } else {
+                        mask(value)
                     };
                     (name.clone(), Value::String(shown))
                 })
@@ -327,11 +332,37 @@ mod tests {
         assert_eq!(user["username"], "[redacted]");
         assert_eq!(user["attributes"]["email"], "[redacted]");
         assert_eq!(user["attributes"]["given_name"], "[redacted]");
-        assert_eq!(user["attributes"]["custom:plan"], "pro");
+        // Masked too: an allow-list shows only what is known to be harmless.
+        assert_eq!(user["attributes"]["custom:plan"], "[redacted]");
         let shown = format!("{} {}", peeked.to_json(), table(&[peeked]));
         for secret in ["ana.lopez", "ana@example.com", "\"Ana\""] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
+    }
+
+    #[test]
+    fn everything_but_the_allow_list_is_masked_identities_and_custom_attributes_included() {
+        let body = json!({"version": 1, "source": "post_confirmation", "user_pool_id": POOL, "sub": SUB,
+        "username": "ana", "confirmed_at": "2026-11-23T18:08:47.123Z",
+        "attributes": {
+            "sub": SUB,
+            "email_verified": "true",
+            "identities": "[{\"userId\":\"ana@corp.example\",\"providerName\":\"Corp\"}]",
+            "custom:national_id": "X1234567Z",
+            "picture": "https://example.com/ana.jpg",
+            "gender": "female",
+            "birthdate": "1990-01-01",
+        }})
+        .to_string();
+        let peeked = describe(&message(&body), false);
+        let shown = format!("{} {}", peeked.to_json(), table(std::slice::from_ref(&peeked)));
+        for secret in ["ana@corp.example", "X1234567Z", "ana.jpg", "female", "1990-01-01"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        let user = peeked.user.unwrap();
+        assert_eq!(user["attributes"]["sub"], SUB);
+        assert_eq!(user["attributes"]["email_verified"], "true");
+        assert_eq!(user["attributes"]["identities"], "[redacted]");
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! `dlq redrive`: move the dead-letter queue's messages back to the sync queue.
 //!
 //! First choice: SQS's own `StartMessageMoveTask` (what the console's "Start DLQ redrive" does):
-//! it runs server-side and keeps each message whole. Where the endpoint does not implement it
-//! (moto answers HTTP 500; other emulators an unknown-operation error), and when `--max` limits
-//! the count (a move task cannot), messages are moved one at a time: receive from the DLQ,
-//! `SendMessage` the same body and message attributes to the queue, and `DeleteMessage` from
-//! the DLQ only after the send succeeded.
+//! it runs server-side and keeps each message whole. Messages are moved one at a time instead
+//! (receive from the DLQ, `SendMessage` the same body and message attributes to the queue, and
+//! `DeleteMessage` from the DLQ only after the send succeeded) when `--max` limits the count (a
+//! move task cannot), when `--client-side` says the endpoint has no move-task API, or when the
+//! service itself answers that the API is unsupported (an unknown-operation error code).
+//!
+//! Never on any other failure, an HTTP 500 included: a 500 may come after the task started, and
+//! moving client-side beside a running task moves messages twice and counts nothing right. For
+//! the same reason no client-side move starts while `ListMessageMoveTasks` shows a task running
+//! on the DLQ. moto implements neither API and answers both with a bare HTTP 500, so against moto
+//! the default refuses and names `--client-side`, which is what the local stack uses.
 //!
 //! Nothing can be lost that way. A refused send leaves the message in the DLQ (kept hidden until
 //! the run ends, so it is not retried in a loop, then made visible again) and is counted; the run
@@ -36,6 +42,52 @@ pub struct Args {
     /// Move at most this many messages (moves them one by one).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max: Option<u64>,
+    /// Move the messages one by one from here, for an endpoint without SQS's move-task API
+    /// (moto). A move task already running on the DLQ still stops the run.
+    #[arg(long)]
+    pub client_side: bool,
+}
+
+/// What `ListMessageMoveTasks` said about the DLQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedTasks {
+    /// A task is running (its handle, or what is known of it).
+    Running(String),
+    /// None is running.
+    NoneRunning,
+    /// The service said the API is unsupported (an unknown-operation error code).
+    Unsupported,
+    /// The call failed otherwise: no telling whether a task runs.
+    Failed(String),
+}
+
+/// How to redrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    MoveTask,
+    ClientSide,
+    Refuse(String),
+}
+
+/// Decides from what `ListMessageMoveTasks` said and whether the operator asked for a
+/// client-side move (`--client-side`, or `--max`, which a move task cannot honour).
+pub fn choose_method(listed: &ListedTasks, client_side: bool, max_given: bool) -> Method {
+    match listed {
+        ListedTasks::Running(task) => Method::Refuse(format!(
+            "a message move task is already running on this DLQ ({task}): wait for it to finish, or \
+             cancel it (aws sqs cancel-message-move-task --task-handle ...), then run again"
+        )),
+        ListedTasks::Unsupported => Method::ClientSide,
+        ListedTasks::NoneRunning if client_side || max_given => Method::ClientSide,
+        ListedTasks::NoneRunning => Method::MoveTask,
+        // The operator has said this endpoint has no move-task API: no task can be running.
+        ListedTasks::Failed(_) if client_side => Method::ClientSide,
+        ListedTasks::Failed(why) => Method::Refuse(format!(
+            "cannot tell whether a message move task is already running on this DLQ \
+             (ListMessageMoveTasks failed: {why}); nothing was moved. If this endpoint does not \
+             implement SQS's move-task API (moto does not), run again with --client-side"
+        )),
+    }
 }
 
 /// What a redrive did.
@@ -76,20 +128,25 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         return Ok(Outcome::Done);
     }
 
+    let listed = list_move_tasks(ctx, &dlq.arn).await;
+    let chosen = choose_method(&listed, args.client_side, args.max.is_some());
+    if let (Method::ClientSide, ListedTasks::Failed(why)) = (&chosen, &listed) {
+        eprintln!("ListMessageMoveTasks failed ({why}); moving client-side as --client-side asks");
+    }
     let length = args.max.map_or(dlq.visible, |max| dlq.visible.min(max));
     let bar = progress::bar(length, "dlq redrive: messages moved");
-    let (method, result) = match args.max {
-        // A move task cannot stop after N messages.
-        Some(max) => (
+    let (method, result) = match chosen {
+        Method::Refuse(why) => bail!(why),
+        Method::ClientSide => (
             "receive_send_delete",
-            move_one_by_one(ctx, &dlq_url, &queue_url, Some(max), &bar).await?,
+            move_one_by_one(ctx, &dlq_url, &queue_url, args.max, &bar).await?,
         ),
-        None => match start_move_task(ctx, &dlq, &target).await? {
+        Method::MoveTask => match start_move_task(ctx, &dlq, &target).await? {
             Some(handle) => ("move_task", watch_move_task(ctx, &dlq.arn, &handle, &bar).await?),
             None => {
                 progress::note(
                     &bar,
-                    "StartMessageMoveTask is not available at this endpoint: moving messages one by one",
+                    "StartMessageMoveTask is not supported at this endpoint: moving messages one by one",
                 );
                 (
                     "receive_send_delete",
@@ -132,7 +189,41 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     })
 }
 
-/// Starts the server-side move. `None` when the endpoint does not implement it.
+/// What `ListMessageMoveTasks` says about the DLQ (its first result is the most recent task).
+async fn list_move_tasks(ctx: &Ctx, dlq_arn: &str) -> ListedTasks {
+    let listed = ctx
+        .sqs
+        .list_message_move_tasks()
+        .source_arn(dlq_arn)
+        .max_results(1)
+        .customize()
+        .config_override(aws_sdk_sqs::config::Builder::default().retry_config(RetryConfig::disabled()))
+        .send()
+        .await;
+    match listed {
+        Ok(output) => match output.results().first() {
+            Some(task) if task.status() == Some("RUNNING") => ListedTasks::Running(format!(
+                "{}, {} of {} messages moved",
+                task.task_handle().unwrap_or("handle not given"),
+                task.approximate_number_of_messages_moved,
+                task.approximate_number_of_messages_to_move
+                    .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+            )),
+            _ => ListedTasks::NoneRunning,
+        },
+        Err(err) if move_task_unsupported(aws_sdk_sqs::error::ProvideErrorMetadata::code(&err)) => {
+            ListedTasks::Unsupported
+        }
+        Err(err) => {
+            let status = err
+                .raw_response()
+                .map_or_else(String::new, |r| format!("HTTP {}: ", r.status().as_u16()));
+            ListedTasks::Failed(format!("{status}{}", aws::detail(&err)))
+        }
+    }
+}
+
+/// Starts the server-side move. `None` when the service says the API is unsupported.
 async fn start_move_task(ctx: &Ctx, dlq: &QueueInfo, target: &QueueInfo) -> Result<Option<String>> {
     let started = ctx
         .sqs
@@ -147,31 +238,38 @@ async fn start_move_task(ctx: &Ctx, dlq: &QueueInfo, target: &QueueInfo) -> Resu
     match started {
         Ok(output) => Ok(Some(output.task_handle().unwrap_or_default().to_owned())),
         Err(err) => {
-            let status = err.raw_response().map(|r| r.status().as_u16());
-            let code = aws_sdk_sqs::error::ProvideErrorMetadata::code(&err);
-            if move_task_unsupported(status, code) {
+            if move_task_unsupported(aws_sdk_sqs::error::ProvideErrorMetadata::code(&err)) {
                 Ok(None)
             } else {
-                bail!("StartMessageMoveTask failed: {}", aws::detail(&err))
+                let status = err
+                    .raw_response()
+                    .map_or_else(String::new, |r| format!(" (HTTP {})", r.status().as_u16()));
+                bail!(
+                    "StartMessageMoveTask failed{status}: {}; nothing was moved client-side, because \
+                     the task may have started all the same: check with aws sqs list-message-move-tasks. \
+                     If this endpoint does not implement SQS's move-task API (moto does not), run again \
+                     with --client-side",
+                    aws::detail(&err)
+                )
             }
         }
     }
 }
 
-/// Whether a failed `StartMessageMoveTask` means "not available here" (so fall back) rather
-/// than a problem to report (access denied, a task already running, ...).
-pub fn move_task_unsupported(status: Option<u16>, code: Option<&str>) -> bool {
-    matches!(status, Some(500 | 501))
-        || matches!(
-            code,
-            Some(
-                "UnknownOperationException"
-                    | "InvalidAction"
-                    | "NotImplemented"
-                    | "UnsupportedOperation"
-                    | "AWS.SimpleQueueService.UnsupportedOperation"
-            )
+/// Whether a failed move-task call means the service says "not available here" (so fall back)
+/// rather than a problem to report (access denied, a task already running, an internal error,
+/// ...). Only the service's own error code says so; an HTTP status alone never does.
+pub fn move_task_unsupported(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "UnknownOperationException"
+                | "InvalidAction"
+                | "NotImplemented"
+                | "UnsupportedOperation"
+                | "AWS.SimpleQueueService.UnsupportedOperation"
         )
+    )
 }
 
 async fn watch_move_task(ctx: &Ctx, dlq_arn: &str, handle: &str, bar: &ProgressBar) -> Result<Moved> {
@@ -335,16 +433,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unimplemented_move_task_falls_back_and_other_errors_do_not() {
-        // moto: HTTP 500 without an error code.
-        assert!(move_task_unsupported(Some(500), None));
-        assert!(move_task_unsupported(
-            Some(400),
-            Some("UnknownOperationException")
-        ));
-        assert!(move_task_unsupported(Some(400), Some("InvalidAction")));
-        assert!(!move_task_unsupported(Some(403), Some("AccessDenied")));
-        assert!(!move_task_unsupported(Some(400), Some("InvalidParameterValue")));
-        assert!(!move_task_unsupported(None, None));
+    fn only_an_unsupported_error_code_falls_back_never_a_bare_500() {
+        assert!(move_task_unsupported(Some("UnknownOperationException")));
+        assert!(move_task_unsupported(Some("InvalidAction")));
+        assert!(move_task_unsupported(Some(
+            "AWS.SimpleQueueService.UnsupportedOperation"
+        )));
+        // moto's bare HTTP 500, or AWS's InternalError: the task may have started.
+        assert!(!move_task_unsupported(None));
+        assert!(!move_task_unsupported(Some("InternalError")));
+        assert!(!move_task_unsupported(Some("AccessDenied")));
+        assert!(!move_task_unsupported(Some("InvalidParameterValue")));
+    }
+
+    #[test]
+    fn no_client_side_move_while_a_move_task_runs_on_the_dlq() {
+        let running = ListedTasks::Running("h-1, 3 of 10 messages moved".into());
+        for (client_side, max) in [(false, false), (true, false), (false, true), (true, true)] {
+            assert!(
+                matches!(choose_method(&running, client_side, max), Method::Refuse(why) if why.contains("h-1")),
+                "{client_side} {max}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_method_follows_what_the_service_says_and_what_was_asked() {
+        assert_eq!(
+            choose_method(&ListedTasks::NoneRunning, false, false),
+            Method::MoveTask
+        );
+        assert_eq!(
+            choose_method(&ListedTasks::NoneRunning, true, false),
+            Method::ClientSide
+        );
+        assert_eq!(
+            choose_method(&ListedTasks::NoneRunning, false, true),
+            Method::ClientSide
+        );
+        assert_eq!(
+            choose_method(&ListedTasks::Unsupported, false, false),
+            Method::ClientSide
+        );
+        let failed = ListedTasks::Failed("HTTP 500".into());
+        assert!(
+            matches!(choose_method(&failed, false, false), Method::Refuse(why) if why.contains("--client-side"))
+        );
+        assert!(matches!(choose_method(&failed, false, true), Method::Refuse(_)));
+        assert_eq!(choose_method(&failed, true, false), Method::ClientSide);
     }
 }

@@ -1,13 +1,13 @@
 //! `ops`: the operator's command line for cognito-user-sync.
 //!
 //! One file per subcommand (`dlq_peek.rs`, `dlq_redrive.rs`, `backfill.rs`, `reconcile.rs`,
-//! `attach_trigger.rs`), each with its arguments and a `run` that returns an [`Outcome`]; the
+//! `attach_trigger.rs`, `detach_trigger.rs`), each with its arguments and a `run` that returns an [`Outcome`]; the
 //! decisions they make are plain functions, unit-tested beside them. This file only parses the
 //! command line, builds what every subcommand shares (one SDK configuration, the clients, the
 //! stack's names) and turns the outcome into an exit code.
 //!
 //! Exit codes: 0 done; 1 an error, or work left undone (the report says what); 2 a bad command
-//! line (clap's message); 3 `reconcile` found confirmed users missing from the users table.
+//! line (clap's message); 3 `reconcile` found confirmed users missing from either table.
 //!
 //! Reports go to stdout (one JSON object per line with `--json`); progress bars, resume tokens
 //! and warnings go to stderr, so that stdout stays machine-readable.
@@ -21,6 +21,7 @@ use serde_json::Value;
 mod attach_trigger;
 mod aws;
 mod backfill;
+mod detach_trigger;
 mod dlq_peek;
 mod dlq_redrive;
 mod progress;
@@ -58,6 +59,9 @@ struct GlobalArgs {
     /// The users table's name (instead of the stack's UsersTableName output).
     #[arg(long, global = true, value_name = "NAME")]
     users_table: Option<String>,
+    /// The profiles table's name (instead of the stack's ProfilesTableName output).
+    #[arg(long, global = true, value_name = "NAME")]
+    profiles_table: Option<String>,
     /// Print reports as one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
@@ -72,10 +76,13 @@ enum Command {
     },
     /// Enqueue the pool's confirmed users: those who confirmed before the trigger was attached.
     Backfill(backfill::Args),
-    /// Compare the pool's confirmed users with the users table; --repair enqueues the missing.
+    /// Compare the pool's confirmed users with both tables; --repair enqueues the missing.
     Reconcile(reconcile::Args),
     /// Set the pool's Post Confirmation trigger, carrying every other setting over unchanged.
     AttachTrigger(attach_trigger::Args),
+    /// Remove this deployment's Post Confirmation trigger from the pool (before or after
+    /// deleting the stack), carrying every other setting over unchanged.
+    DetachTrigger(detach_trigger::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,10 +145,28 @@ impl Printer {
     }
 }
 
+impl Cli {
+    /// Checks across flags that clap's per-flag parsers cannot make.
+    fn validate(&self) -> Result<(), String> {
+        match &self.command {
+            Command::Backfill(args) => args.validate(),
+            Command::Reconcile(args) => args.validate(),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A bad flag exits here with clap's message and code 2.
+    // A bad flag exits here with clap's message and code 2, and so does a combination of flags
+    // that cannot work.
     let cli = Cli::parse();
+    if let Err(why) = cli.validate() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, why)
+            .exit();
+    }
     match run(cli).await {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
@@ -166,6 +191,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
                 queue_url: global.queue_url,
                 dlq_url: global.dlq_url,
                 users_table: global.users_table,
+                profiles_table: global.profiles_table,
             },
         ),
         printer: Printer { json: global.json },
@@ -180,6 +206,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::Backfill(args) => backfill::run(&ctx, &args).await,
         Command::Reconcile(args) => reconcile::run(&ctx, &args).await,
         Command::AttachTrigger(args) => attach_trigger::run(&ctx, &args).await,
+        Command::DetachTrigger(args) => detach_trigger::run(&ctx, &args).await,
     }
 }
 

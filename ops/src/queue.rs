@@ -8,6 +8,32 @@ use crate::aws;
 
 /// SQS takes at most 10 entries per batch call.
 pub const MAX_BATCH: usize = 10;
+/// ... and at most this many bytes in all: the sum of the entries' bodies (and message
+/// attributes, which these calls do not send). Over it, `SendMessageBatch` fails as a whole
+/// (`BatchRequestTooLong`), so a page of large users must be split by size as well as by count.
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+
+/// Splits messages of these sizes (bytes) into consecutive batches of at most [`MAX_BATCH`]
+/// entries and [`MAX_BATCH_BYTES`] bytes. A message larger than the limit on its own goes alone,
+/// so that SQS refuses that one entry and no other.
+pub fn plan_batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let full = i - start == MAX_BATCH || (i > start && bytes + size > MAX_BATCH_BYTES);
+        if full {
+            batches.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        batches.push(start..sizes.len());
+    }
+    batches
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -88,12 +114,14 @@ pub struct Sent {
     pub refused: Vec<(String, String)>,
 }
 
-/// Sends the messages with `SendMessageBatch`, 10 per call. An entry SQS refuses is reported,
-/// not retried: the caller says how to resume. A call that fails as a whole counts all its
-/// entries as refused.
+/// Sends the messages with `SendMessageBatch`, batched by [`plan_batches`]. An entry SQS refuses
+/// is reported by its label, not retried, and the other entries go on: the caller reports and
+/// exits non-zero. A call that fails as a whole counts all its entries as refused.
 pub async fn send_batches(sqs: &Client, url: &str, messages: &[Outgoing]) -> Sent {
     let mut sent = Sent::default();
-    for chunk in messages.chunks(MAX_BATCH) {
+    let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
+    for range in plan_batches(&sizes) {
+        let chunk = &messages[range];
         let entries: Result<Vec<_>, _> = chunk
             .iter()
             .enumerate()
@@ -135,4 +163,41 @@ pub async fn send_batches(sqs: &Client, url: &str, messages: &[Outgoing]) -> Sen
         }
     }
     sent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covered(batches: &[std::ops::Range<usize>], n: usize) -> bool {
+        batches.iter().flat_map(|r| r.clone()).eq(0..n)
+    }
+
+    #[test]
+    fn small_messages_go_ten_at_a_time() {
+        let batches = plan_batches(&[100; 25]);
+        assert_eq!(batches, vec![0..10, 10..20, 20..25]);
+        assert!(plan_batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn batches_are_split_by_size_as_well_as_by_count() {
+        let big = 300 * 1024;
+        let sizes = [big; 10];
+        let batches = plan_batches(&sizes);
+        assert!(covered(&batches, sizes.len()));
+        for batch in &batches {
+            let bytes: usize = sizes[batch.clone()].iter().sum();
+            assert!(bytes <= MAX_BATCH_BYTES, "{batch:?}: {bytes}");
+        }
+        assert_eq!(batches, vec![0..3, 3..6, 6..9, 9..10]);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_on_its_own_goes_alone() {
+        let sizes = [10, MAX_BATCH_BYTES + 1, 10, 10];
+        assert_eq!(plan_batches(&sizes), vec![0..1, 1..2, 2..4]);
+        assert_eq!(plan_batches(&[MAX_BATCH_BYTES, 1]), vec![0..1, 1..2]);
+        assert_eq!(plan_batches(&[MAX_BATCH_BYTES - 1, 1]), vec![0..2]);
+    }
 }

@@ -19,7 +19,9 @@ pub enum StackOutput {
     QueueUrl,
     DeadLetterQueueUrl,
     UsersTableName,
+    ProfilesTableName,
     TriggerFunctionArn,
+    UserPoolId,
 }
 
 impl StackOutput {
@@ -28,7 +30,9 @@ impl StackOutput {
             Self::QueueUrl => "QueueUrl",
             Self::DeadLetterQueueUrl => "DeadLetterQueueUrl",
             Self::UsersTableName => "UsersTableName",
+            Self::ProfilesTableName => "ProfilesTableName",
             Self::TriggerFunctionArn => "TriggerFunctionArn",
+            Self::UserPoolId => "UserPoolId",
         }
     }
 
@@ -37,7 +41,11 @@ impl StackOutput {
             Self::QueueUrl => "--queue-url",
             Self::DeadLetterQueueUrl => "--dlq-url",
             Self::UsersTableName => "--users-table",
+            Self::ProfilesTableName => "--profiles-table",
             Self::TriggerFunctionArn => "--function-arn",
+            // No flag names the served pool itself: with --function-arn, `attach-trigger` reads
+            // it from that function's own USER_POOL_ID instead.
+            Self::UserPoolId => "--function-arn",
         }
     }
 }
@@ -69,6 +77,7 @@ pub struct Explicit {
     pub queue_url: Option<String>,
     pub dlq_url: Option<String>,
     pub users_table: Option<String>,
+    pub profiles_table: Option<String>,
 }
 
 pub struct Names {
@@ -103,9 +112,27 @@ impl Names {
             .await
     }
 
+    pub async fn profiles_table(&self) -> Result<String, StackError> {
+        self.resolve(
+            self.explicit.profiles_table.as_deref(),
+            StackOutput::ProfilesTableName,
+        )
+        .await
+    }
+
     /// The trigger function's ARN: `explicit` (a subcommand's `--function-arn`) or the stack's.
     pub async fn trigger_function_arn(&self, explicit: Option<&str>) -> Result<String, StackError> {
         self.resolve(explicit, StackOutput::TriggerFunctionArn).await
+    }
+
+    /// The stack the names come from (`--stack-name`), for messages.
+    pub fn stack_name(&self) -> &str {
+        &self.stack_name
+    }
+
+    /// The user pool the stack's trigger serves: its UserPoolId output (no flag replaces it).
+    pub async fn served_user_pool_id(&self) -> Result<String, StackError> {
+        self.resolve(None, StackOutput::UserPoolId).await
     }
 
     async fn resolve(&self, explicit: Option<&str>, output: StackOutput) -> Result<String, StackError> {

@@ -11,7 +11,7 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
 use aws_sdk_cognitoidentityprovider::error::SdkError;
 use aws_sdk_cognitoidentityprovider::operation::list_users::{ListUsersError, ListUsersOutput};
-use aws_sdk_cognitoidentityprovider::types::{UserPoolType, UserType};
+use aws_sdk_cognitoidentityprovider::types::{UserPoolType, UserStatusType, UserType};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use backon::{ExponentialBuilder, Retryable};
 use shared::{ConfirmationSource, ConfirmedUser, UserError};
@@ -20,10 +20,39 @@ use tokio::time::Instant;
 
 use crate::aws;
 
-/// `ListUsers` filter for users whose sign-up is confirmed.
-pub const CONFIRMED_FILTER: &str = "cognito:user_status = \"CONFIRMED\"";
 /// The most users Cognito returns per `ListUsers` page.
 pub const MAX_PAGE_SIZE: i32 = 60;
+
+/// Cognito's default request-rate quota of the `UserList` category (`ListUsers`,
+/// `ListUsersInGroup`), per account and region, shared by every pool and every tool in it.
+pub const USER_LIST_DEFAULT_QUOTA: f64 = 30.0;
+
+/// Whether a user of this status must be in the tables: every status that means "confirmed at
+/// least once". `backfill` and `reconcile` both select with this, and only this.
+///
+/// - `CONFIRMED`: confirmed sign-up (or admin-confirmed, or a migrated user).
+/// - `EXTERNAL_PROVIDER`: a federated user; Cognito runs Post Confirmation (`ConfirmSignUp`) on
+///   their first sign-in, and a federated user is only listed once they signed in.
+/// - `RESET_REQUIRED`: confirmed earlier, then an administrator reset the password; or imported
+///   by a CSV import job, which confirms them on the administrator's word (their first password
+///   reset then runs `PostConfirmation_ConfirmForgotPassword`).
+/// - `COMPROMISED` (deprecated): a confirmed user disabled for a security threat.
+///
+/// Not: `UNCONFIRMED` (never confirmed), `FORCE_CHANGE_PASSWORD` (created by `AdminCreateUser`,
+/// never signed in: they become `CONFIRMED` when they set a password, without Post
+/// Confirmation, and are selected from then on), `ARCHIVED` (deprecated: no longer active) and
+/// any status this SDK does not know.
+pub fn must_be_synced(status: Option<&UserStatusType>) -> bool {
+    matches!(
+        status,
+        Some(
+            UserStatusType::Confirmed
+                | UserStatusType::ExternalProvider
+                | UserStatusType::ResetRequired
+                | UserStatusType::Compromised
+        )
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -66,11 +95,27 @@ pub fn parse_pool_id(text: &str) -> Result<String, String> {
     }
 }
 
-/// `--rate`: requests per second, a positive number.
+/// `--rate` and `--user-list-quota`: requests per second, a positive number.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1000.0 => Ok(rate),
         _ => Err("must be a number of requests per second above 0 and at most 1000".to_owned()),
+    }
+}
+
+/// A `--rate` the account's `UserList` quota cannot serve is refused before any request: above
+/// it, Cognito throttles this run and every other caller of `ListUsers` in the account and
+/// region (the application's own admin pages, other tools) alike.
+pub fn check_rate(rate: f64, quota: f64) -> Result<(), String> {
+    if rate > quota {
+        Err(format!(
+            "--rate {rate} is above the account's Cognito UserList request-rate quota ({quota} requests \
+             per second for ListUsers and ListUsersInGroup, shared by every pool and tool in the account \
+             and region). Use a lower --rate (the default 5 leaves most of it to others), or, if the \
+             quota was raised in Service Quotas, say so with --user-list-quota"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -347,6 +392,39 @@ mod tests {
         assert!(!is_retryable(&service(missing(), 400)));
         // A gateway's 503 without a Cognito error code.
         assert!(is_retryable(&service(missing(), 503)));
+    }
+
+    #[test]
+    fn exactly_the_statuses_that_mean_confirmed_at_least_once_are_selected() {
+        let selected = [
+            UserStatusType::Confirmed,
+            UserStatusType::ExternalProvider,
+            UserStatusType::ResetRequired,
+            UserStatusType::Compromised,
+        ];
+        let not_selected = [
+            UserStatusType::Unconfirmed,
+            UserStatusType::ForceChangePassword,
+            UserStatusType::Archived,
+            UserStatusType::UnknownValue,
+            UserStatusType::from("SOMETHING_NEW"),
+        ];
+        for status in &selected {
+            assert!(must_be_synced(Some(status)), "{status:?}");
+        }
+        for status in &not_selected {
+            assert!(!must_be_synced(Some(status)), "{status:?}");
+        }
+        assert!(!must_be_synced(None));
+    }
+
+    #[test]
+    fn a_rate_above_the_user_list_quota_is_refused_naming_it() {
+        assert!(check_rate(5.0, USER_LIST_DEFAULT_QUOTA).is_ok());
+        assert!(check_rate(30.0, USER_LIST_DEFAULT_QUOTA).is_ok());
+        let err = check_rate(31.0, USER_LIST_DEFAULT_QUOTA).unwrap_err();
+        assert!(err.contains("UserList") && err.contains("30"), "{err}");
+        assert!(check_rate(100.0, 120.0).is_ok());
     }
 
     #[test]

@@ -23,24 +23,46 @@ impl<T> fmt::Display for Redacted<T> {
     }
 }
 
-/// Cognito attributes that identify a person and must never be logged.
-pub const PII_ATTRIBUTES: [&str; 11] = [
-    "email",
-    "phone_number",
-    "given_name",
-    "family_name",
-    "middle_name",
-    "name",
-    "nickname",
-    "preferred_username",
-    "address",
-    "birthdate",
-    "cognito:email_alias",
+/// The attributes known to carry no personal data: the only ones an operator's tool may show in
+/// clear. An allow-list, not a deny-list: `custom:*` attributes, `identities` (often an email
+/// address or a SAML NameID), `picture`, `gender`, `address`, `birthdate`, `locale`, ... and any
+/// attribute Cognito adds later are masked unless the operator asks for them.
+pub const NON_PERSONAL_ATTRIBUTES: [&str; 6] = [
+    "sub",
+    "email_verified",
+    "phone_number_verified",
+    "cognito:user_status",
+    "cognito:mfa_enabled",
+    "updated_at",
 ];
+
+/// Whether an attribute may be shown in clear (see [`NON_PERSONAL_ATTRIBUTES`]).
+pub fn is_non_personal(attribute: &str) -> bool {
+    NON_PERSONAL_ATTRIBUTES.contains(&attribute)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_allow_list_is_non_personal() {
+        for clear in NON_PERSONAL_ATTRIBUTES {
+            assert!(is_non_personal(clear));
+        }
+        for personal in [
+            "email",
+            "identities",
+            "custom:national_id",
+            "picture",
+            "gender",
+            "address",
+            "username",
+            "",
+        ] {
+            assert!(!is_non_personal(personal), "{personal}");
+        }
+    }
 
     #[test]
     fn redacted_hides_the_value_in_every_format() {

@@ -4,6 +4,10 @@
 //! The binary talks to it exactly as to Lambda: `GET /runtime/invocation/next`, then
 //! `POST /runtime/invocation/{id}/response` or `/error` (or `/runtime/init/error` at start-up).
 //! Every line the function prints is kept, for the PII checks, and written to a log file.
+//!
+//! The timeout is enforced as Lambda enforces it: a function still running at its deadline is
+//! killed, the invocation fails ([`InvokeError::TimedOut`]), and the next invocation gets a fresh
+//! process (a cold start) on the same Runtime API.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -57,12 +61,29 @@ pub struct LambdaFunction {
     name: String,
     sender: mpsc::Sender<Invocation>,
     shared: Arc<Shared>,
+    /// The process of the current execution environment (replaced after a timeout).
+    process: Mutex<Process>,
+    launch: Launch,
+    lines: Arc<Mutex<Vec<String>>>,
+    server: tokio::task::JoinHandle<()>,
+    /// Processes started so far: 1, plus one per invocation killed at its deadline.
+    starts: std::sync::atomic::AtomicUsize,
+    pub timeout: Duration,
+}
+
+/// One process of the function, and how to stop it.
+struct Process {
     kill: mpsc::Sender<()>,
     pid: Option<u32>,
     exited: watch::Receiver<Option<String>>,
-    lines: Arc<Mutex<Vec<String>>>,
-    server: tokio::task::JoinHandle<()>,
-    pub timeout: Duration,
+}
+
+/// What starting the function's process takes.
+struct Launch {
+    binary: std::path::PathBuf,
+    env: HashMap<String, String>,
+    address: std::net::SocketAddr,
+    file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
 }
 
 impl LambdaFunction {
@@ -102,59 +123,35 @@ impl LambdaFunction {
             let _ = axum::serve(listener, app).await;
         });
 
-        let mut command = Command::new(binary);
-        command
-            .env_clear()
-            .envs(env)
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-
         let lines = Arc::new(Mutex::new(Vec::new()));
         let log_path = log_dir.join(format!("{name}.log"));
         let file = tokio::fs::File::create(&log_path).await?;
-        let file = Arc::new(tokio::sync::Mutex::new(file));
-        let stdout = child.stdout.take().context("no stdout")?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let out_task = tokio::spawn(collect_lines(stdout, Arc::clone(&lines), Arc::clone(&file)));
-        let err_task = tokio::spawn(collect_lines(stderr, Arc::clone(&lines), Arc::clone(&file)));
-
-        let (exit_tx, exited) = watch::channel(None);
-        let (kill, kill_rx) = mpsc::channel(1);
-        let pid = child.id();
-        watch_exit(child, kill_rx, exit_tx, Arc::clone(&shared), [out_task, err_task]);
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            env: env.clone(),
+            address,
+            file: Arc::new(tokio::sync::Mutex::new(file)),
+        };
+        let process = spawn(name, &launch, &shared, &lines)?;
         Ok(Self {
             name: name.to_owned(),
             sender,
             shared,
-            kill,
-            pid,
-            exited,
+            process: Mutex::new(process),
+            launch,
             lines,
             server,
+            starts: std::sync::atomic::AtomicUsize::new(1),
             timeout,
         })
     }
 
     /// Invokes the function with `payload` and waits for its answer, at most `self.timeout`.
+    /// A function still running then is killed, as Lambda kills it, and the next invocation
+    /// starts a fresh process.
     pub async fn invoke(&self, payload: &Value) -> Outcome {
-        if let Some(why) = self.exited.borrow().clone() {
+        let mut exited = self.process.lock().unwrap().exited.clone();
+        if let Some(why) = exited.borrow().clone() {
             return Err(InvokeError::Crashed(why));
         }
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -169,7 +166,6 @@ impl LambdaFunction {
         if self.sender.send(invocation).await.is_err() {
             return Err(InvokeError::Crashed("runtime API closed".into()));
         }
-        let mut exited = self.exited.clone();
         tokio::select! {
             outcome = rx => outcome.unwrap_or_else(|_| Err(InvokeError::Crashed("process exited".into()))),
             status = exited.wait_for(|status| status.is_some()) => {
@@ -178,11 +174,83 @@ impl LambdaFunction {
             }
             _ = tokio::time::sleep(self.timeout) => {
                 self.shared.pending.lock().unwrap().remove(&request_id);
+                self.replace_process().await;
                 Err(InvokeError::TimedOut)
             }
         }
     }
 
+    /// Kills the current process and starts a fresh one on the same Runtime API.
+    async fn replace_process(&self) {
+        let (kill, mut exited) = {
+            let process = self.process.lock().unwrap();
+            (process.kill.clone(), process.exited.clone())
+        };
+        let _ = kill.try_send(());
+        let _ = exited.wait_for(|status| status.is_some()).await;
+        match spawn(&self.name, &self.launch, &self.shared, &self.lines) {
+            Ok(fresh) => {
+                *self.process.lock().unwrap() = fresh;
+                self.starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Err(err) => self
+                .lines
+                .lock()
+                .unwrap()
+                .push(format!("emulator: cannot restart: {err:#}")),
+        }
+    }
+
+    /// How many processes this function has started: 1, plus one per invocation killed at its
+    /// deadline.
+    pub fn starts(&self) -> usize {
+        self.starts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Starts one process of the function, its output collected and its exit watched.
+fn spawn(
+    name: &str,
+    launch: &Launch,
+    shared: &Arc<Shared>,
+    lines: &Arc<Mutex<Vec<String>>>,
+) -> Result<Process> {
+    let mut command = Command::new(&launch.binary);
+    command
+        .env_clear()
+        .envs(&launch.env)
+        .env("AWS_LAMBDA_RUNTIME_API", launch.address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", launch.binary.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let out_task = tokio::spawn(collect_lines(stdout, Arc::clone(lines), Arc::clone(&launch.file)));
+    let err_task = tokio::spawn(collect_lines(stderr, Arc::clone(lines), Arc::clone(&launch.file)));
+
+    let (exit_tx, exited) = watch::channel(None);
+    let (kill, kill_rx) = mpsc::channel(1);
+    let pid = child.id();
+    watch_exit(child, kill_rx, exit_tx, Arc::clone(shared), [out_task, err_task]);
+    Ok(Process { kill, pid, exited })
+}
+
+impl LambdaFunction {
     /// Every line the function printed so far, stdout and stderr.
     pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
@@ -190,7 +258,8 @@ impl LambdaFunction {
 
     /// Peak resident memory of the function process so far (Linux `VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let pid = self.process.lock().unwrap().pid?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
@@ -201,12 +270,14 @@ impl LambdaFunction {
 
     /// The process id, while the process runs.
     pub fn pid(&self) -> Option<u32> {
-        self.pid.filter(|_| self.is_running())
+        let process = self.process.lock().unwrap();
+        process.pid.filter(|_| process.exited.borrow().is_none())
     }
 
-    /// False once the process has exited, crashed or been killed.
+    /// False once the process has exited, crashed or been killed (other than at a deadline,
+    /// after which a fresh process runs).
     pub fn is_running(&self) -> bool {
-        self.exited.borrow().is_none()
+        self.process.lock().unwrap().exited.borrow().is_none()
     }
 
     /// Kills the process with SIGKILL, by PID: a crash, not a shutdown. Invocations in flight
@@ -233,7 +304,9 @@ pub fn kill_process(pid: u32) {
 
 impl Drop for LambdaFunction {
     fn drop(&mut self) {
-        let _ = self.kill.try_send(());
+        if let Ok(process) = self.process.lock() {
+            let _ = process.kill.try_send(());
+        }
         self.server.abort();
     }
 }

@@ -57,7 +57,12 @@ pub struct PipelineOptions {
     pub trigger_env: Vec<(String, String)>,
     /// Extra or replaced environment variables of the consumer.
     pub consumer_env: Vec<(String, String)>,
-    /// The sync queue's visibility timeout, short so that redelivery takes seconds.
+    /// The sync queue's visibility timeout, short so that redelivery takes seconds. The
+    /// emulated consumer's function timeout is the same (whole seconds): AWS refuses an event
+    /// source mapping whose function timeout exceeds the queue's visibility timeout, and a
+    /// shorter visibility would redeliver messages still being processed. The consumer's
+    /// `FUNCTION_TIMEOUT_SECONDS` follows, and its `DEADLINE_MARGIN_MS` is a quarter of it
+    /// (unless `consumer_env` sets them).
     pub visibility_timeout: Duration,
 }
 
@@ -66,8 +71,15 @@ impl Default for PipelineOptions {
         Self {
             trigger_env: Vec::new(),
             consumer_env: Vec::new(),
-            visibility_timeout: Duration::from_secs(1),
+            visibility_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl PipelineOptions {
+    /// The emulated consumer's function timeout: the visibility timeout, at least 1 s.
+    pub fn consumer_timeout(&self) -> Duration {
+        Duration::from_secs(self.visibility_timeout.as_secs().max(1))
     }
 }
 
@@ -142,6 +154,15 @@ impl LocalPipeline {
         let mut trigger_env = base_env(&stack::function_environment(&sdk, &trigger_name).await?);
         trigger_env.extend(options.trigger_env.iter().cloned());
         let mut consumer_env = base_env(&stack::function_environment(&sdk, &consumer_name).await?);
+        let consumer_timeout = options.consumer_timeout();
+        consumer_env.insert(
+            "FUNCTION_TIMEOUT_SECONDS".to_owned(),
+            consumer_timeout.as_secs().to_string(),
+        );
+        consumer_env.insert(
+            "DEADLINE_MARGIN_MS".to_owned(),
+            (consumer_timeout.as_millis() / 4).to_string(),
+        );
         consumer_env.extend(options.consumer_env.iter().cloned());
 
         let trigger = LambdaFunction::start(
@@ -156,7 +177,7 @@ impl LocalPipeline {
             &consumer_name,
             &workspace_binary("consumer")?,
             &consumer_env,
-            Duration::from_secs(30),
+            consumer_timeout,
             &log_dir,
         )
         .await?;
@@ -340,14 +361,9 @@ impl LocalPipeline {
         let restarted_logs = self.log_dir.join("restarted");
         std::fs::create_dir_all(&restarted_logs)?;
         let binary = workspace_binary("consumer")?;
-        self.consumer = LambdaFunction::start(
-            &name,
-            &binary,
-            &self.consumer_env,
-            Duration::from_secs(30),
-            &restarted_logs,
-        )
-        .await?;
+        let timeout = self.consumer.timeout;
+        self.consumer =
+            LambdaFunction::start(&name, &binary, &self.consumer_env, timeout, &restarted_logs).await?;
         Ok(())
     }
 
@@ -374,6 +390,24 @@ impl LocalPipeline {
             .await
     }
 
+    /// [`Self::start_trigger_variant`] or [`Self::start_consumer_variant`] (`function` is
+    /// `"trigger"` or `"consumer"`) whose emulated function timeout is `timeout`.
+    pub async fn start_variant_with_timeout(
+        &self,
+        function: &str,
+        label: &str,
+        changes: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<LambdaFunction> {
+        let (like, env) = match function {
+            "trigger" => (&self.trigger, &self.trigger_env),
+            "consumer" => (&self.consumer, &self.consumer_env),
+            other => bail!("no function {other}"),
+        };
+        self.launch_variant(like.name(), function, env, label, changes, timeout)
+            .await
+    }
+
     async fn start_variant(
         &self,
         like: &LambdaFunction,
@@ -382,13 +416,26 @@ impl LocalPipeline {
         label: &str,
         changes: &[(&str, &str)],
     ) -> Result<LambdaFunction> {
+        self.launch_variant(like.name(), binary, env, label, changes, like.timeout)
+            .await
+    }
+
+    async fn launch_variant(
+        &self,
+        name: &str,
+        binary: &str,
+        env: &HashMap<String, String>,
+        label: &str,
+        changes: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<LambdaFunction> {
         let mut env = env.clone();
         for (k, v) in changes {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         let dir = self.log_dir.join(label);
         std::fs::create_dir_all(&dir)?;
-        LambdaFunction::start(like.name(), &workspace_binary(binary)?, &env, like.timeout, &dir).await
+        LambdaFunction::start(name, &workspace_binary(binary)?, &env, timeout, &dir).await
     }
 
     /// Runs the `ops` binary against this stack as an operator would: `--stack-name` of the

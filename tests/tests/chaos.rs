@@ -78,7 +78,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
             trigger_env: vec![("AWS_ENDPOINT_URL_SQS".into(), sqs_wire.endpoint())],
             // Long enough that a batch slowed by retries is not redelivered while it runs, short
             // enough that a crashed batch comes back in seconds.
-            visibility_timeout: Duration::from_secs(3),
+            visibility_timeout: Duration::from_secs(5),
             ..PipelineOptions::default()
         },
     )
@@ -124,7 +124,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     progress(started, "edited_and_redelivered");
 
     // 3. The operator redrives the DLQ once; what is not malformed is synced this time.
-    let redrive = ops(&pipeline, &["--json", "dlq", "redrive"]).await;
+    let redrive = ops(&pipeline, &["--json", "dlq", "redrive", "--client-side"]).await;
     assert_eq!(redrive.code, Some(0), "{redrive}");
     consumers.drain().await;
     progress(started, "redriven");
@@ -147,7 +147,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     );
     let reconcile = ops(
         &pipeline,
-        &["--json", "reconcile", "--user-pool-id", &pool, "--rate", "50"],
+        &["--json", "reconcile", "--user-pool-id", &pool, "--rate", "30"],
     )
     .await;
     let missing: BTreeSet<String> = serde_json::from_value(reconcile.report()["missing"].clone()).unwrap();
@@ -176,7 +176,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
             "--user-pool-id",
             &pool,
             "--rate",
-            "50",
+            "30",
             "--repair",
         ],
     )
@@ -185,7 +185,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     consumers.drain().await;
     let after_repair = ops(
         &pipeline,
-        &["--json", "reconcile", "--user-pool-id", &pool, "--rate", "50"],
+        &["--json", "reconcile", "--user-pool-id", &pool, "--rate", "30"],
     )
     .await;
     assert_eq!(

@@ -7,14 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 
-use aws_sdk_cognitoidentityprovider::types::{
-    AccountRecoverySettingType, AdminCreateUserConfigType, AdvancedSecurityModeType, DefaultEmailOptionType,
-    DeletionProtectionType, DeviceConfigurationType, EmailConfigurationType, EmailSendingAccountType,
-    LambdaConfigType, MessageTemplateType, PasswordPolicyType, RecoveryOptionNameType, RecoveryOptionType,
-    SmsConfigurationType, UserAttributeUpdateSettingsType, UserPoolAddOnsType, UserPoolMfaType,
-    UserPoolPolicyType, UserPoolTierType, UserPoolType, VerificationMessageTemplateType,
-    VerifiedAttributeType,
-};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use e2e::pipeline::{ConfirmedSignUp, envelope_for, s};
@@ -185,6 +177,40 @@ async fn unconfirmed(pipeline: &LocalPipeline, range: std::ops::Range<usize>) {
     }
 }
 
+/// An administrator's password reset (`AdminResetUserPassword`): the user is `RESET_REQUIRED`.
+async fn reset_password(pipeline: &LocalPipeline, username: &str) {
+    pipeline
+        .cognito
+        .admin_reset_user_password()
+        .user_pool_id(&pipeline.pool.id)
+        .username(username)
+        .send()
+        .await
+        .expect("AdminResetUserPassword");
+    let user = pipeline
+        .cognito
+        .admin_get_user()
+        .user_pool_id(&pipeline.pool.id)
+        .username(username)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.user_status().map(|s| s.as_str()), Some("RESET_REQUIRED"));
+}
+
+/// A user created by an administrator (`AdminCreateUser`): `FORCE_CHANGE_PASSWORD`.
+async fn admin_created(pipeline: &LocalPipeline, username: &str) {
+    pipeline
+        .cognito
+        .admin_create_user()
+        .user_pool_id(&pipeline.pool.id)
+        .username(username)
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .expect("AdminCreateUser");
+}
+
 /// The subs with a users item, and the subs with a profile, sorted.
 async fn synced(pipeline: &LocalPipeline) -> (Vec<String>, Vec<String>) {
     (
@@ -221,8 +247,15 @@ async fn dlq_peek_shows_why_each_message_failed_masks_pii_and_consumes_nothing()
             "peek.foreigner",
             &[
                 ("email", "peek.foreigner@example.com"),
+                ("email_verified", "true"),
                 ("given_name", "Peeky"),
                 ("custom:plan", "gold"),
+                // A federated user's identities carry their IdP's user id, often an email.
+                (
+                    "identities",
+                    r#"[{"userId":"peek.idp@corp.example","providerName":"Corp","providerType":"SAML"}]"#,
+                ),
+                ("custom:national_id", "X9876543Z"),
             ],
         ),
     ];
@@ -260,7 +293,11 @@ async fn dlq_peek_shows_why_each_message_failed_masks_pii_and_consumes_nothing()
     assert_eq!(valid["user"]["username"], "[redacted]");
     assert_eq!(valid["user"]["attributes"]["email"], "[redacted]");
     assert_eq!(valid["user"]["attributes"]["given_name"], "[redacted]");
-    assert_eq!(valid["user"]["attributes"]["custom:plan"], "gold");
+    // An allow-list: only attributes known to carry no personal data are shown in clear.
+    assert_eq!(valid["user"]["attributes"]["custom:plan"], "[redacted]");
+    assert_eq!(valid["user"]["attributes"]["identities"], "[redacted]");
+    assert_eq!(valid["user"]["attributes"]["custom:national_id"], "[redacted]");
+    assert_eq!(valid["user"]["attributes"]["email_verified"], "true");
     for row in &rows {
         assert!(row["receive_count"].as_u64().unwrap() >= 1, "{row}");
         let first = row["first_received_at"].as_str().expect("first receive time");
@@ -285,6 +322,8 @@ async fn dlq_peek_shows_why_each_message_failed_masks_pii_and_consumes_nothing()
         "peek.username",
         "peek.foreigner",
         "Peeky",
+        "peek.idp@corp.example",
+        "X9876543Z",
     ] {
         assert!(
             !run.stdout.contains(pii),
@@ -302,6 +341,7 @@ async fn dlq_peek_shows_why_each_message_failed_masks_pii_and_consumes_nothing()
     let valid = rows.iter().find(|r| r["reason"] == "valid_envelope").unwrap();
     assert_eq!(valid["user"]["username"], "peek.foreigner");
     assert_eq!(valid["user"]["attributes"]["email"], "peek.foreigner@example.com");
+    assert_eq!(valid["user"]["attributes"]["custom:national_id"], "X9876543Z");
     let not_json = rows.iter().find(|r| r["reason"] == "not_json").unwrap();
     assert_eq!(not_json["body"].as_str(), Some(bad[0].as_str()));
 
@@ -334,15 +374,28 @@ async fn redrive_moves_every_dlq_message_and_the_fixed_consumer_syncs_them_all()
         .await
         .unwrap();
 
-    let run = ops(&pipeline, &["--json", "dlq", "redrive"]).await;
+    // moto answers ListMessageMoveTasks and StartMessageMoveTask with a bare HTTP 500, which
+    // says nothing about support (on AWS, a task may have started): the default refuses and
+    // moves nothing, naming the flag for an endpoint without the move-task API.
+    let refused = ops(&pipeline, &["--json", "dlq", "redrive"]).await;
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains("ListMessageMoveTasks failed") && refused.stderr.contains("--client-side"),
+        "{refused}"
+    );
+    assert_eq!(
+        depth(&pipeline, pipeline.dlq_url()).await,
+        (12, 0),
+        "nothing moved"
+    );
+    assert_eq!(depth(&pipeline, pipeline.queue_url()).await, (0, 0));
+
+    let run = ops(&pipeline, &["--json", "dlq", "redrive", "--client-side"]).await;
     run.assert_code(0);
     let report = run.report();
-    assert_eq!(
-        report["method"], "receive_send_delete",
-        "moto has no StartMessageMoveTask"
-    );
+    assert_eq!(report["method"], "receive_send_delete");
     assert!(
-        run.stderr.contains("StartMessageMoveTask is not available"),
+        run.stderr.contains("moving client-side as --client-side asks"),
         "{run}"
     );
     assert_eq!(
@@ -401,7 +454,7 @@ async fn redrive_that_fails_midway_leaves_the_refused_messages_in_the_dlq() {
         .await
         .unwrap();
 
-    let run = ops(&pipeline, &["--json", "dlq", "redrive"]).await;
+    let run = ops(&pipeline, &["--json", "dlq", "redrive", "--client-side"]).await;
     run.assert_code(1);
     let report = run.report();
     assert_eq!(
@@ -453,7 +506,11 @@ async fn redrive_dry_run_moves_nothing_and_max_moves_only_that_many() {
     );
     assert_eq!(depth(&pipeline, pipeline.queue_url()).await, (0, 0));
 
-    let run = ops(&pipeline, &["--json", "dlq", "redrive", "--max", "2"]).await;
+    let run = ops(
+        &pipeline,
+        &["--json", "dlq", "redrive", "--max", "2", "--client-side"],
+    )
+    .await;
     run.assert_code(0);
     assert_eq!(run.report()["moved"], 2);
     assert_eq!(depth(&pipeline, pipeline.dlq_url()).await, (3, 0));
@@ -472,14 +529,19 @@ async fn backfill(pipeline: &LocalPipeline, extra: &[&str]) -> Run {
 async fn backfill_enqueues_every_confirmed_user_across_pages_and_is_safe_to_repeat() {
     let pipeline = start("ops_backfill").await;
     let confirmed = confirmed_without_trigger(&pipeline, 0..25).await;
+    // Confirmed earlier, then an administrator reset the password: still a user to sync.
+    reset_password(&pipeline, &confirmed[3].username).await;
     unconfirmed(&pipeline, 0..3).await;
+    // Created by an administrator and never signed in (FORCE_CHANGE_PASSWORD): not yet.
+    admin_created(&pipeline, "admin.created").await;
     let subs = sorted(confirmed.iter().map(|c| c.sub.clone()));
     let pool = pipeline.pool.id.clone();
 
-    let first = backfill(&pipeline, &["--rate", "50"]).await;
+    let first = backfill(&pipeline, &["--rate", "30"]).await;
     first.assert_code(0);
     let report = first.report();
-    assert_eq!(report["users"], 25, "{first}");
+    assert_eq!(report["users"], 29, "{first}");
+    assert_eq!(report["selected"], 25, "{first}");
     assert_eq!(report["enqueued"], 25);
     assert_eq!(report["pages"], 3);
     let tokens: Vec<&str> = first
@@ -515,7 +577,7 @@ async fn backfill_enqueues_every_confirmed_user_across_pages_and_is_safe_to_repe
     assert_eq!(s(&item, "email"), Some(confirmed[0].attributes["email"].as_str()));
 
     // Twice: 25 more messages, still 25 users and 25 profiles.
-    let second = backfill(&pipeline, &["--rate", "50"]).await;
+    let second = backfill(&pipeline, &["--rate", "30"]).await;
     second.assert_code(0);
     assert_eq!(second.report()["enqueued"], 25);
     pipeline.drain().await.unwrap();
@@ -536,7 +598,44 @@ async fn backfill_enqueues_every_confirmed_user_across_pages_and_is_safe_to_repe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_finds_missing_and_orphaned_users_and_repair_closes_the_gap() {
+async fn backfill_splits_batches_by_size_and_reports_a_refused_user_without_stopping() {
+    // Ten users whose messages fit SQS one by one but not ten to a SendMessageBatch (1 MiB in
+    // all), and one whose message SQS refuses on its own. (On AWS an attribute holds at most 2048
+    // characters, but a user's dozens of attributes in 4-byte characters reach ~100 KB each just
+    // the same; moto counts characters, not bytes, hence one long ASCII value here.)
+    let pipeline = start("ops_backfill_sizes").await;
+    let mut large = Vec::new();
+    for i in 0..10 {
+        let user = NewUser::new(&format!("large{i:02}"), &[("address", &"a".repeat(110_000))]);
+        large.push(pipeline.sign_up(&user).await.unwrap().sub);
+    }
+    let too_large = NewUser::new("too.large", &[("address", &"b".repeat(1_100_000))]);
+    let too_large = pipeline.sign_up(&too_large).await.unwrap().sub;
+    let pool = pipeline.pool.id.clone();
+
+    let run = ops(
+        &pipeline,
+        &["--json", "backfill", "--user-pool-id", &pool, "--page-size", "20"],
+    )
+    .await;
+    run.assert_code(1);
+    let report = run.report();
+    assert_eq!(report["enqueued"], 10, "{run}");
+    assert_eq!(report["refused"], 1, "{run}");
+    assert_eq!(report["refused_subs"], json!([too_large]), "{run}");
+    assert!(
+        run.stderr.contains(&format!("not enqueued: user {too_large}")),
+        "{run}"
+    );
+    assert_eq!(depth(&pipeline, pipeline.queue_url()).await, (10, 0));
+    pipeline.drain().await.unwrap();
+    let (users, profiles) = synced(&pipeline).await;
+    assert_eq!(users, sorted(large.clone()));
+    assert_eq!(profiles, sorted(large));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_finds_users_missing_from_either_table_and_orphans_and_repair_closes_the_gap() {
     let pipeline = start("ops_reconcile").await;
     // Synced normally.
     for i in 0..4 {
@@ -544,13 +643,35 @@ async fn reconcile_finds_missing_and_orphaned_users_and_repair_closes_the_gap() 
         pipeline.invoke_trigger(&signed_up.event).await.unwrap();
     }
     pipeline.drain().await.unwrap();
-    // Confirmed, never enqueued (before the trigger, or an enqueue_failed).
-    let missing = sorted(
-        confirmed_without_trigger(&pipeline, 10..13)
+    // Half-synced: the users item is there, the profile is not (its put failed until the
+    // message reached the DLQ, whose copy then expired).
+    let half = sorted(
+        pipeline
+            .scan(pipeline.users_table())
             .await
-            .into_iter()
-            .map(|c| c.sub),
-    );
+            .unwrap()
+            .iter()
+            .filter_map(|i| s(i, "user_id").map(str::to_owned)),
+    )
+    .remove(0);
+    let half_user_item = pipeline.user_item(&half).await.unwrap().unwrap();
+    pipeline
+        .dynamodb
+        .delete_item()
+        .table_name(pipeline.profiles_table())
+        .key(
+            "profile_id",
+            AttributeValue::S(shared::ProfileId::derive(&pipeline.pool.id, &half).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Confirmed, never enqueued (before the trigger, or an enqueue_failed); one of them has a
+    // password reset pending since (RESET_REQUIRED), which does not make them less confirmed.
+    let never_enqueued = confirmed_without_trigger(&pipeline, 10..13).await;
+    reset_password(&pipeline, &never_enqueued[1].username).await;
+    let no_user_item = sorted(never_enqueued.into_iter().map(|c| c.sub));
+    let missing = sorted(no_user_item.iter().cloned().chain([half.clone()]));
     unconfirmed(&pipeline, 0..2).await;
     // An item whose user is gone from the pool.
     let orphan = "0a0a0a0a-0000-4000-8000-00000000dead".to_owned();
@@ -571,7 +692,12 @@ async fn reconcile_finds_missing_and_orphaned_users_and_repair_closes_the_gap() 
     assert_eq!(report["in_sync"], false);
     assert_eq!(report["confirmed_users"], 7);
     assert_eq!(report["table_items"], 5);
+    assert_eq!(report["profile_items"], 3);
     assert_eq!(report["missing"], json!(missing));
+    assert_eq!(report["missing_user_item"], json!(no_user_item));
+    let mut no_profile = no_user_item.clone();
+    no_profile.push(half.clone());
+    assert_eq!(report["missing_profile"], json!(sorted(no_profile)));
     assert_eq!(report["orphans"], json!([orphan]));
     assert_eq!(
         depth(&pipeline, pipeline.queue_url()).await,
@@ -585,12 +711,19 @@ async fn reconcile_finds_missing_and_orphaned_users_and_repair_closes_the_gap() 
     )
     .await;
     repaired.assert_code(0);
-    assert_eq!(repaired.report()["enqueued"], 3);
+    assert_eq!(repaired.report()["enqueued"], 4);
     let drained = pipeline.drain().await.unwrap();
-    assert_eq!(drained.deleted, 3, "{drained:?}");
+    assert_eq!(drained.deleted, 4, "{drained:?}");
     for sub in &missing {
         assert!(pipeline.user_item(sub).await.unwrap().is_some(), "{sub} repaired");
+        assert_eq!(
+            pipeline.profiles_of(sub).await.unwrap().len(),
+            1,
+            "{sub}'s profile repaired"
+        );
     }
+    // The half that was there is left exactly as it was.
+    assert_eq!(pipeline.user_item(&half).await.unwrap().unwrap(), half_user_item);
 
     let again = ops(&pipeline, &["reconcile", "--user-pool-id", &pool]).await;
     again.assert_code(0);
@@ -602,270 +735,6 @@ async fn reconcile_finds_missing_and_orphaned_users_and_repair_closes_the_gap() 
     let json_again = ops(&pipeline, &["--json", "reconcile", "--user-pool-id", &pool]).await;
     json_again.assert_code(0);
     assert_eq!(json_again.report()["missing"], json!([]));
-}
-
-const PRE_SIGN_UP: &str = "arn:aws:lambda:us-east-1:123456789012:function:pre-sign-up-check";
-const CUSTOM_MESSAGE: &str = "arn:aws:lambda:us-east-1:123456789012:function:custom-message";
-
-/// A pool with as many non-default settings as moto keeps.
-///
-/// No `UsernameAttributes`, `AliasAttributes` or `UsernameConfiguration`: UpdateUserPool cannot
-/// set them (AWS keeps them), but moto drops them on any UpdateUserPool.
-async fn create_configured_pool(pipeline: &LocalPipeline, name: &str) -> UserPoolType {
-    let created = pipeline
-        .cognito
-        .create_user_pool()
-        .pool_name(name)
-        .policies(
-            UserPoolPolicyType::builder()
-                .password_policy(
-                    PasswordPolicyType::builder()
-                        .minimum_length(14)
-                        .require_uppercase(true)
-                        .require_lowercase(false)
-                        .require_numbers(true)
-                        .require_symbols(false)
-                        .temporary_password_validity_days(3)
-                        .build(),
-                )
-                .build(),
-        )
-        .deletion_protection(DeletionProtectionType::Active)
-        .lambda_config(
-            LambdaConfigType::builder()
-                .pre_sign_up(PRE_SIGN_UP)
-                .custom_message(CUSTOM_MESSAGE)
-                .build(),
-        )
-        .auto_verified_attributes(VerifiedAttributeType::Email)
-        .sms_verification_message("Your SMS code: {####}")
-        .email_verification_message("Your email code: {####}")
-        .email_verification_subject("Verify your email")
-        .verification_message_template(
-            VerificationMessageTemplateType::builder()
-                .sms_message("Your SMS code: {####}")
-                .email_message("Your email code: {####}")
-                .email_subject("Verify your email")
-                .default_email_option(DefaultEmailOptionType::ConfirmWithCode)
-                .build(),
-        )
-        .sms_authentication_message("Sign-in code: {####}")
-        .mfa_configuration(UserPoolMfaType::Optional)
-        .sms_configuration(
-            SmsConfigurationType::builder()
-                .sns_caller_arn("arn:aws:iam::123456789012:role/cognito-sms")
-                .external_id("ops-e2e")
-                .build(),
-        )
-        .user_attribute_update_settings(
-            UserAttributeUpdateSettingsType::builder()
-                .attributes_require_verification_before_update(VerifiedAttributeType::Email)
-                .build(),
-        )
-        .device_configuration(
-            DeviceConfigurationType::builder()
-                .challenge_required_on_new_device(true)
-                .device_only_remembered_on_user_prompt(true)
-                .build(),
-        )
-        .email_configuration(
-            EmailConfigurationType::builder()
-                .email_sending_account(EmailSendingAccountType::CognitoDefault)
-                .reply_to_email_address("help@example.com")
-                .build(),
-        )
-        .user_pool_tags("team", "identity")
-        .user_pool_tags("cost-center", "42")
-        .admin_create_user_config(
-            AdminCreateUserConfigType::builder()
-                .allow_admin_create_user_only(true)
-                .invite_message_template(
-                    MessageTemplateType::builder()
-                        .email_subject("Welcome")
-                        .email_message("Hello {username}, your code is {####}")
-                        .sms_message("Hello {username}: {####}")
-                        .build(),
-                )
-                .build(),
-        )
-        .user_pool_add_ons(
-            UserPoolAddOnsType::builder()
-                .advanced_security_mode(AdvancedSecurityModeType::Audit)
-                .build()
-                .unwrap(),
-        )
-        .account_recovery_setting(
-            AccountRecoverySettingType::builder()
-                .recovery_mechanisms(
-                    RecoveryOptionType::builder()
-                        .priority(1)
-                        .name(RecoveryOptionNameType::AdminOnly)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .user_pool_tier(UserPoolTierType::Plus)
-        .send()
-        .await
-        .expect("CreateUserPool");
-    let id = created.user_pool().and_then(|p| p.id()).unwrap().to_owned();
-    describe(pipeline, &id).await
-}
-
-async fn describe(pipeline: &LocalPipeline, pool_id: &str) -> UserPoolType {
-    pipeline
-        .cognito
-        .describe_user_pool()
-        .user_pool_id(pool_id)
-        .send()
-        .await
-        .expect("DescribeUserPool")
-        .user_pool()
-        .cloned()
-        .unwrap()
-}
-
-/// The pool without what attaching the trigger is allowed to change.
-fn except_post_confirmation(mut pool: UserPoolType) -> UserPoolType {
-    pool.last_modified_date = None;
-    if let Some(lambda) = pool.lambda_config.as_mut() {
-        lambda.post_confirmation = None;
-    }
-    pool
-}
-
-async fn policy_statements(pipeline: &LocalPipeline, function: &str) -> Vec<Value> {
-    let lambda = aws_sdk_lambda::Client::new(&pipeline.sdk);
-    let policy = lambda
-        .get_policy()
-        .function_name(function)
-        .send()
-        .await
-        .expect("GetPolicy");
-    let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-    policy["Statement"].as_array().cloned().unwrap_or_default()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attach_trigger_sets_post_confirmation_and_leaves_every_other_setting_untouched() {
-    let pipeline = start("ops_attach_trigger").await;
-    let trigger_arn = pipeline.stack.output("TriggerFunctionArn").unwrap().to_owned();
-    let before = create_configured_pool(&pipeline, "attach-me").await;
-    let pool_id = before.id.clone().unwrap();
-    let pool_arn = before.arn.clone().unwrap();
-
-    // The comparison below is meaningful: a naive UpdateUserPool on an identical pool resets
-    // what it does not repeat, on moto as on AWS.
-    let twin = create_configured_pool(&pipeline, "naive-twin").await;
-    pipeline
-        .cognito
-        .update_user_pool()
-        .user_pool_id(twin.id.clone().unwrap())
-        .lambda_config(
-            LambdaConfigType::builder()
-                .post_confirmation(&trigger_arn)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let naive = describe(&pipeline, twin.id.as_deref().unwrap()).await;
-    assert_ne!(
-        naive.policies, twin.policies,
-        "moto no longer resets the password policy"
-    );
-    assert_eq!(naive.auto_verified_attributes, None);
-    assert_eq!(naive.lambda_config.and_then(|l| l.pre_sign_up), None);
-
-    let dry = ops(
-        &pipeline,
-        &[
-            "--json",
-            "attach-trigger",
-            "--user-pool-id",
-            &pool_id,
-            "--dry-run",
-        ],
-    )
-    .await;
-    dry.assert_code(0);
-    let report = dry.report();
-    assert_eq!(
-        report["changes"],
-        json!([{"field": "LambdaConfig.PostConfirmation", "old": "(not set)", "new": format!("{trigger_arn:?}")}]),
-        "{dry}"
-    );
-    assert_eq!(report["permission"], "would_add");
-    assert_eq!(
-        describe(&pipeline, &pool_id).await,
-        before,
-        "--dry-run changed the pool"
-    );
-    let grants_pool = |s: &Value| s["Condition"]["ArnLike"]["AWS:SourceArn"] == pool_arn.as_str();
-    assert!(
-        !policy_statements(&pipeline, &trigger_arn)
-            .await
-            .iter()
-            .any(grants_pool),
-        "--dry-run added a permission"
-    );
-
-    let run = ops(
-        &pipeline,
-        &["--json", "attach-trigger", "--user-pool-id", &pool_id],
-    )
-    .await;
-    run.assert_code(0);
-    assert_eq!(run.report()["permission"], "added");
-    let after = describe(&pipeline, &pool_id).await;
-    assert_eq!(
-        after
-            .lambda_config
-            .as_ref()
-            .and_then(|l| l.post_confirmation.as_deref()),
-        Some(trigger_arn.as_str())
-    );
-    assert_eq!(
-        except_post_confirmation(after.clone()),
-        except_post_confirmation(before.clone()),
-        "attach-trigger changed more than the Post Confirmation trigger"
-    );
-    assert_eq!(
-        after
-            .lambda_config
-            .as_ref()
-            .and_then(|l| l.pre_sign_up.as_deref()),
-        Some(PRE_SIGN_UP)
-    );
-
-    let statements = policy_statements(&pipeline, &trigger_arn).await;
-    let ours: Vec<&Value> = statements.iter().filter(|s| grants_pool(s)).collect();
-    assert_eq!(ours.len(), 1, "{statements:?}");
-    assert_eq!(ours[0]["Sid"], format!("cognito-user-sync-{pool_id}"));
-    assert_eq!(ours[0]["Principal"]["Service"], "cognito-idp.amazonaws.com");
-    assert_eq!(ours[0]["Action"], "lambda:InvokeFunction");
-    assert_eq!(
-        ours[0]["Condition"]["StringEquals"]["AWS:SourceAccount"],
-        pool_arn.split(':').nth(4).unwrap()
-    );
-
-    // Again: nothing to change, the permission is found, no second statement.
-    let again = ops(
-        &pipeline,
-        &["--json", "attach-trigger", "--user-pool-id", &pool_id],
-    )
-    .await;
-    again.assert_code(0);
-    let report = again.report();
-    assert_eq!(report["changes"], json!([]));
-    assert_eq!(report["permission"], "present");
-    let statements = policy_statements(&pipeline, &trigger_arn).await;
-    assert_eq!(statements.iter().filter(|s| grants_pool(s)).count(), 1);
-    assert_eq!(
-        except_post_confirmation(describe(&pipeline, &pool_id).await),
-        except_post_confirmation(before)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -927,6 +796,31 @@ async fn bad_input_fails_with_a_message_naming_the_problem() {
     .await;
     run.assert_code(2);
     assert!(run.stderr.contains("--page-size"), "{run}");
+    // A rate the account-wide ListUsers quota cannot serve, before any request is made.
+    for command in ["backfill", "reconcile"] {
+        let run = ops(&pipeline, &[command, "--user-pool-id", &pool, "--rate", "31"]).await;
+        run.assert_code(2);
+        assert!(
+            run.stderr
+                .contains("UserList request-rate quota (30 requests per second"),
+            "{command}:\n{run}"
+        );
+        let raised = ops(
+            &pipeline,
+            &[
+                "--json",
+                command,
+                "--user-pool-id",
+                &pool,
+                "--rate",
+                "31",
+                "--user-list-quota",
+                "60",
+            ],
+        )
+        .await;
+        assert_ne!(raised.code, Some(2), "a raised quota allows it:\n{raised}");
+    }
 
     let no_credentials: Vec<(&str, String)> = operator_env(&pipeline)
         .into_iter()

@@ -3,6 +3,7 @@
 //! so tests run in parallel without sharing anything.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::lambda::InvokeError;
@@ -746,7 +747,22 @@ async fn every_log_path_without_pii(pipeline: &LocalPipeline) {
         .unwrap();
     pipeline.drain().await.unwrap();
 
-    assert!(pipeline.log_events("synced").await.len() >= users.len());
+    // Every user is in both tables. (Counting `synced` lines would be wrong: a put whose answer
+    // comes after the SDK's attempt timeout is retried and then found written, `already_synced`.)
+    for signed_up in &signed {
+        assert!(
+            pipeline.user_item(&signed_up.sub).await.unwrap().is_some(),
+            "{}",
+            signed_up.sub
+        );
+        assert_eq!(
+            pipeline.profiles_of(&signed_up.sub).await.unwrap().len(),
+            1,
+            "{}",
+            signed_up.sub
+        );
+    }
+    assert!(!pipeline.log_events("synced").await.is_empty());
     assert!(!pipeline.log_events("record_failed").await.is_empty());
     let secrets: Vec<String> = users.iter().flat_map(pii_of).collect();
     assert_no_pii_in_logs(pipeline, &secrets).await;
@@ -789,4 +805,99 @@ async fn settings_that_cannot_work_stop_the_real_binaries_at_start_up_naming_the
         assert_eq!(logged.len(), 1, "{name}: {:?}", variant.log_lines());
         assert!(logged[0]["error"].as_str().unwrap().contains(name), "{logged:?}");
     }
+}
+
+/// A loopback port that accepts connections (the kernel completes them) and never answers.
+fn black_hole() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    (listener, endpoint)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_still_running_at_its_deadline_is_killed_and_the_next_invocation_gets_a_fresh_process() {
+    // The emulator's guarantee, which the tests below rely on: as Lambda does, it does not wait
+    // past the function's timeout, and the next invocation is a cold start.
+    let pipeline = start("deadline_enforced").await;
+    let (_held, silent_sqs) = black_hole();
+    let trigger = pipeline
+        .start_variant_with_timeout(
+            "trigger",
+            "slow-trigger",
+            &[
+                ("AWS_ENDPOINT_URL_SQS", &silent_sqs),
+                ("ENQUEUE_TIMEOUT_MS", "4000"),
+                ("ENQUEUE_ATTEMPT_TIMEOUT_MS", "4000"),
+            ],
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    let signed_up = pipeline.sign_up(&person(40)).await.unwrap();
+    let first_pid = trigger.pid().expect("running");
+
+    let started = std::time::Instant::now();
+    let outcome = trigger.invoke(&signed_up.event).await;
+    assert!(matches!(outcome, Err(InvokeError::TimedOut)), "{outcome:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "not waited out: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(trigger.starts(), 2, "killed at the deadline and started again");
+    assert_ne!(trigger.pid(), Some(first_pid));
+
+    // The fresh process serves the next invocation (one that needs no SQS: a foreign pool).
+    let mut foreign = signed_up.event.clone();
+    foreign["userPoolId"] = json!("eu-west-1_SomeoneElse1");
+    match trigger.invoke(&foreign).await {
+        Err(InvokeError::Function(error)) => assert_eq!(error["errorType"], json!("ForeignUserPool")),
+        other => panic!("expected the fresh process to answer, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_margin_lets_the_consumer_report_its_batch_before_lambda_would_kill_it() {
+    let pipeline = start("deadline_margin").await;
+    // DynamoDB never answers: every put would wait out its SDK attempts (2 s each) and backon's
+    // retries, far beyond the 2 s function timeout.
+    let (_held, silent_dynamodb) = black_hole();
+    let consumer = pipeline
+        .start_variant_with_timeout(
+            "consumer",
+            "stuck-consumer",
+            &[
+                ("AWS_ENDPOINT_URL_DYNAMODB", &silent_dynamodb),
+                ("FUNCTION_TIMEOUT_SECONDS", "2"),
+                ("DEADLINE_MARGIN_MS", "500"),
+            ],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let body = envelope_for(
+            &pipeline.pool.id,
+            &format!("00000000-0000-4000-8000-00000000004{i}"),
+            "stuck",
+            &[],
+        );
+        pipeline.send_raw(&body).await.unwrap();
+    }
+    let report = pipeline.event_source_for(&consumer).poll_once().await.unwrap();
+    assert_eq!(report.received, 3);
+    assert_eq!(
+        report.failed_invocations, 0,
+        "the invocation answered before its deadline: {report:?}"
+    );
+    assert_eq!(report.reported_failures, 3, "{report:?}");
+    assert_eq!(consumer.starts(), 1, "never killed");
+    let failed = consumer
+        .log_lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["event"] == "record_failed")
+        .map(|v| v["reason"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(failed, ["deadline_exceeded"; 3], "{:?}", consumer.log_lines());
 }
