@@ -18,6 +18,7 @@ pub mod event_source;
 pub mod fault_proxy;
 pub mod lambda;
 pub mod moto;
+pub mod ops_cli;
 pub mod paths;
 pub mod pipeline;
 pub mod stack;

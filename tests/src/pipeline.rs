@@ -442,20 +442,19 @@ impl LocalPipeline {
     /// deployed stack, then `args`, with only the SDK's standard variables pointing at moto
     /// (nothing inherited, so the machine's own AWS settings cannot leak in).
     pub async fn run_ops(&self, args: &[&str]) -> Result<std::process::Output> {
-        let home = std::env::temp_dir().join("ops-e2e-no-home");
         tokio::process::Command::new(workspace_binary("ops")?)
             .env_clear()
-            .env("AWS_ENDPOINT_URL", self.moto_endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("HOME", home)
+            .envs(self.operator_env())
             .args(["--stack-name", &self.stack.name])
             .args(args)
             .output()
             .await
             .context("cannot run ops")
+    }
+
+    /// The environment of an operator's shell against this stack (see [`crate::ops_cli`]).
+    pub fn operator_env(&self) -> Vec<(&'static str, String)> {
+        crate::ops_cli::operator_env(&self.moto_endpoint())
     }
 
     pub fn users_table(&self) -> &str {

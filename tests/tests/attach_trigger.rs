@@ -9,8 +9,6 @@
 //! (`--expect-last-modified`) is shown with a review of an earlier state instead, and the
 //! comparison both checks share is unit-tested in `ops/src/attach_trigger.rs`.
 
-use std::process::Output;
-
 use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, AdminCreateUserConfigType, AdvancedSecurityModeType, DefaultEmailOptionType,
     DeletionProtectionType, DeviceConfigurationType, EmailConfigurationType, EmailSendingAccountType,
@@ -19,6 +17,7 @@ use aws_sdk_cognitoidentityprovider::types::{
     UserPoolPolicyType, UserPoolTierType, UserPoolType, VerificationMessageTemplateType,
     VerifiedAttributeType,
 };
+use e2e::ops_cli::{self, OpsRun};
 use e2e::{LocalPipeline, PipelineOptions};
 use serde_json::{Value, json};
 use shared::timestamp::format_rfc3339;
@@ -34,90 +33,16 @@ async fn start(label: &str) -> LocalPipeline {
     LocalPipeline::start_or_panic(label, PipelineOptions::default()).await
 }
 
-/// One run of the `ops` binary.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(output: Output) -> Self {
-        Self {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// The one JSON report a subcommand prints.
-    fn report(&self) -> Value {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "expected one report line:\n{self}");
-        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}:\n{self}"))
-    }
-
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit code:\n{self}");
-        self
-    }
-
-    /// A refusal: exit code 1, nothing on stdout, and a message on stderr containing `needle`.
-    fn assert_refused(&self, needle: &str) -> &Self {
-        self.assert_code(1);
-        assert_eq!(self.stdout, "", "a refusal printed a report:\n{self}");
-        assert!(
-            self.stderr.contains(needle),
-            "expected {needle:?} on stderr:\n{self}"
-        );
-        self
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit code {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// The environment an operator's shell would have against this stack: the SDK's standard
-/// variables only. Nothing is inherited, so the machine's own AWS settings cannot leak in.
-fn operator_env(pipeline: &LocalPipeline) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", pipeline.moto_endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        (
-            "HOME",
-            std::env::temp_dir().join("ops-e2e-no-home").display().to_string(),
-        ),
-    ]
-}
-
 /// `ops --stack-name cognito-user-sync ARGS` in the operator's environment.
-async fn ops(pipeline: &LocalPipeline, args: &[&str]) -> Run {
+async fn ops(pipeline: &LocalPipeline, args: &[&str]) -> OpsRun {
     let mut all = vec!["--stack-name", STACK];
     all.extend_from_slice(args);
     ops_with_stack_name_in(pipeline, &all).await
 }
 
 /// `ops ARGS`, where ARGS choose the stack themselves.
-async fn ops_with_stack_name_in(pipeline: &LocalPipeline, args: &[&str]) -> Run {
-    let binary = e2e::paths::workspace_binary("ops").unwrap_or_else(|err| panic!("{err:#}"));
-    let output = tokio::process::Command::new(binary)
-        .env_clear()
-        .envs(operator_env(pipeline))
-        .args(args)
-        .output()
-        .await
-        .expect("ops runs");
-    Run::from(output)
+async fn ops_with_stack_name_in(pipeline: &LocalPipeline, args: &[&str]) -> OpsRun {
+    ops_cli::run(&pipeline.operator_env(), args).await
 }
 
 fn trigger_arn(pipeline: &LocalPipeline) -> String {

@@ -30,6 +30,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::event_source::PollReport;
 use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy, PUT_ITEM, SEND_MESSAGE, SplitMix64};
 use e2e::lambda::{LambdaFunction, kill_process};
+use e2e::ops_cli::OpsRun;
 use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use futures::StreamExt;
@@ -216,7 +217,8 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     lines.extend(
         [&redrive, &reconcile, &repair, &after_repair]
             .iter()
-            .flat_map(|run| run.lines()),
+            // Everything the operator saw, stdout and stderr alike.
+            .flat_map(|run| run.stdout.lines().chain(run.stderr.lines()).map(str::to_owned)),
     );
     let leaks = lines_with_pii(&lines);
 
@@ -857,43 +859,6 @@ fn counts(injected: &BTreeMap<&str, u64>) -> String {
         .join(",")
 }
 
-/// One run of the `ops` binary.
-struct OpsRun {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl OpsRun {
-    /// The one JSON report a subcommand prints with `--json`.
-    fn report(&self) -> Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("{e}\n{self}"))
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.stdout
-            .lines()
-            .chain(self.stderr.lines())
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl std::fmt::Display for OpsRun {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 async fn ops(pipeline: &LocalPipeline, args: &[&str]) -> OpsRun {
-    let output = pipeline.run_ops(args).await.unwrap();
-    OpsRun {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    OpsRun::from(pipeline.run_ops(args).await.unwrap())
 }

@@ -5,10 +5,10 @@
 //! the SDK's standard environment (`AWS_ENDPOINT_URL` pointing at moto) and `--json` reports.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Output;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
+use e2e::ops_cli::{self, OpsRun};
 use e2e::pipeline::{ConfirmedSignUp, envelope_for, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
@@ -24,86 +24,11 @@ async fn start_with(label: &str, options: PipelineOptions) -> LocalPipeline {
     LocalPipeline::start_or_panic(label, options).await
 }
 
-/// One run of the `ops` binary.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(output: Output) -> Self {
-        Self {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// Every stdout line, parsed as JSON.
-    fn lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}\n{self}")))
-            .collect()
-    }
-
-    /// The one JSON report a subcommand prints.
-    fn report(&self) -> Value {
-        let mut lines = self.lines();
-        assert_eq!(lines.len(), 1, "expected one report line:\n{self}");
-        lines.remove(0)
-    }
-
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit code:\n{self}");
-        self
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit code {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// The environment an operator's shell would have against this stack: the SDK's standard
-/// variables only. Nothing is inherited, so the machine's own AWS settings cannot leak in.
-fn operator_env(pipeline: &LocalPipeline) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", pipeline.moto_endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        (
-            "HOME",
-            std::env::temp_dir().join("ops-e2e-no-home").display().to_string(),
-        ),
-    ]
-}
-
 /// `ops --stack-name cognito-user-sync ARGS` in the operator's environment.
-async fn ops(pipeline: &LocalPipeline, args: &[&str]) -> Run {
+async fn ops(pipeline: &LocalPipeline, args: &[&str]) -> OpsRun {
     let mut all = vec!["--stack-name", STACK];
     all.extend_from_slice(args);
-    ops_with_env(&operator_env(pipeline), &all).await
-}
-
-async fn ops_with_env(env: &[(&str, String)], args: &[&str]) -> Run {
-    let binary = e2e::paths::workspace_binary("ops").unwrap_or_else(|err| panic!("{err:#}"));
-    let output = tokio::process::Command::new(binary)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .args(args)
-        .output()
-        .await
-        .expect("ops runs");
-    Run::from(output)
+    ops_cli::run(&pipeline.operator_env(), &all).await
 }
 
 fn sorted(items: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -518,7 +443,7 @@ async fn redrive_dry_run_moves_nothing_and_max_moves_only_that_many() {
 }
 
 /// `ops --json backfill` of the pipeline's pool, 10 users a page.
-async fn backfill(pipeline: &LocalPipeline, extra: &[&str]) -> Run {
+async fn backfill(pipeline: &LocalPipeline, extra: &[&str]) -> OpsRun {
     let pool = pipeline.pool.id.clone();
     let mut args = vec!["--json", "backfill", "--user-pool-id", &pool, "--page-size", "10"];
     args.extend_from_slice(extra);
@@ -772,8 +697,8 @@ async fn bad_input_fails_with_a_message_naming_the_problem() {
         );
     }
 
-    let run = ops_with_env(
-        &operator_env(&pipeline),
+    let run = ops_cli::run(
+        &pipeline.operator_env(),
         &["--stack-name", "no-such-stack", "dlq", "peek"],
     )
     .await;
@@ -822,11 +747,12 @@ async fn bad_input_fails_with_a_message_naming_the_problem() {
         assert_ne!(raised.code, Some(2), "a raised quota allows it:\n{raised}");
     }
 
-    let no_credentials: Vec<(&str, String)> = operator_env(&pipeline)
+    let no_credentials: Vec<(&str, String)> = pipeline
+        .operator_env()
         .into_iter()
         .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && !k.starts_with("AWS_SECRET"))
         .collect();
-    let run = ops_with_env(&no_credentials, &["--stack-name", STACK, "dlq", "peek"]).await;
+    let run = ops_cli::run(&no_credentials, &["--stack-name", STACK, "dlq", "peek"]).await;
     run.assert_code(1);
     assert!(run.stderr.contains("no AWS credentials"), "{run}");
 }
