@@ -34,6 +34,8 @@ pub struct PollReport {
     pub reported_failures: usize,
     /// Invocations that failed as a whole (error, crash, timeout, invalid response).
     pub failed_invocations: usize,
+    /// The function's own time for the batches (delivery to answer), summed.
+    pub function_time: Duration,
 }
 
 impl std::ops::AddAssign for PollReport {
@@ -42,6 +44,7 @@ impl std::ops::AddAssign for PollReport {
         self.deleted += other.deleted;
         self.reported_failures += other.reported_failures;
         self.failed_invocations += other.failed_invocations;
+        self.function_time += other.function_time;
     }
 }
 
@@ -69,7 +72,9 @@ impl SqsEventSource<'_> {
             ..PollReport::default()
         };
         let ids: HashSet<&str> = messages.iter().filter_map(|m| m.message_id()).collect();
-        let failed: Option<HashSet<String>> = match self.function.invoke(&event).await {
+        let (outcome, times) = self.function.invoke_timed(&event).await;
+        report.function_time = times.own().unwrap_or_default();
+        let failed: Option<HashSet<String>> = match outcome {
             Ok(response) => reported_failures(&response, &ids),
             Err(_) => None,
         };

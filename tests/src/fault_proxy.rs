@@ -12,11 +12,17 @@
 //!
 //! Decisions are drawn from a seeded [`SplitMix64`] in the order requests arrive, so a run is
 //! reproducible up to the order in which concurrent requests reach the proxy.
+//!
+//! For the benchmark it also terminates TLS (with a [`crate::throwaway_ca::ThrowawayCa`]'s
+//! certificate, so the functions make the same handshake as with AWS), adds a fixed latency to
+//! every request (the network), and records how long each request took as the proxy sees it.
+//! It adds no hidden delay of its own: `TCP_NODELAY` on both sides and one write per answer,
+//! without which a client's delayed ACK adds ~40 ms that the proxy's own clock never sees.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Full};
@@ -26,9 +32,11 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// DynamoDB's conditional write, as the consumer sends it.
 pub const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
@@ -148,8 +156,31 @@ struct Decision {
     variant: f64,
 }
 
+/// How the proxy listens and what it adds to every request, beyond the fault plan.
+#[derive(Clone, Default)]
+pub struct ProxyOptions {
+    /// Terminate TLS with this configuration (the endpoint is then `https://`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Waited before forwarding every request: the network's round trip.
+    pub added_latency: Duration,
+}
+
+/// How long one forwarded request took as the proxy sees it: from the request read whole to the
+/// answer ready to write (the added latency and moto's time).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub operation: String,
+    /// When the request had been read whole.
+    pub received: Instant,
+    pub elapsed: Duration,
+}
+
 struct State {
     rules: Vec<(String, Fault, f64)>,
+    added_latency: Duration,
+    timings: Mutex<Vec<Timing>>,
+    /// Connections accepted (TLS handshakes, when the proxy terminates TLS).
+    connections: std::sync::atomic::AtomicU64,
     rng: Mutex<SplitMix64>,
     injected: Mutex<BTreeMap<&'static str, u64>>,
     forwarded: Mutex<BTreeMap<String, u64>>,
@@ -161,6 +192,7 @@ struct State {
 /// The proxy, on a free 127.0.0.1 port. Dropping it stops it and every connection it holds.
 pub struct FaultProxy {
     address: SocketAddr,
+    scheme: &'static str,
     state: Arc<State>,
     upstream: watch::Sender<Option<Uri>>,
     server: tokio::task::JoinHandle<()>,
@@ -175,32 +207,46 @@ impl FaultProxy {
     /// Starts the proxy. Requests wait until [`FaultProxy::forward_to`] names the upstream, so
     /// the proxy can be handed to a function before moto's port is known.
     pub async fn start(plan: FaultPlan) -> Result<Self> {
+        Self::start_with(plan, ProxyOptions::default()).await
+    }
+
+    /// [`FaultProxy::start`], listening and delaying as `options` say.
+    pub async fn start_with(plan: FaultPlan, options: ProxyOptions) -> Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .context("cannot bind the fault proxy's port")?;
         let address = listener.local_addr()?;
         let (upstream, upstream_rx) = watch::channel(None);
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
         let state = Arc::new(State {
             rules: plan.rules,
+            added_latency: options.added_latency,
+            timings: Mutex::new(Vec::new()),
+            connections: std::sync::atomic::AtomicU64::new(0),
             rng: Mutex::new(SplitMix64::new(plan.seed)),
             injected: Mutex::new(BTreeMap::new()),
             forwarded: Mutex::new(BTreeMap::new()),
             hooks: RwLock::new(Vec::new()),
             upstream: upstream_rx,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
         });
-        let server = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let acceptor = options.tls.map(TlsAcceptor::from);
+        let server = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state)));
         Ok(Self {
             address,
+            scheme,
             state,
             upstream,
             server,
         })
     }
 
-    /// Where the functions' SDK should send its requests (`http://127.0.0.1:PORT`).
+    /// Where the functions' SDK should send its requests (`http://127.0.0.1:PORT`, or
+    /// `https://` when the proxy terminates TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Sets where requests are forwarded (moto's endpoint).
@@ -231,6 +277,16 @@ impl FaultProxy {
     pub fn forwarded(&self) -> BTreeMap<String, u64> {
         self.state.forwarded.lock().unwrap().clone()
     }
+
+    /// Connections accepted so far: with TLS, each is one handshake.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes the timings of the requests forwarded since the last call.
+    pub fn take_timings(&self) -> Vec<Timing> {
+        std::mem::take(&mut *self.state.timings.lock().unwrap())
+    }
 }
 
 impl Drop for FaultProxy {
@@ -240,7 +296,7 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<State>) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -248,17 +304,36 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        // Small answers go out at once, not after the caller's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        state
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let state = Arc::clone(&state);
+        let tls = tls.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), request));
-            // An error here is a dropped connection (ours or the caller's): nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve(stream, state).await;
+                    }
+                }
+                None => serve(stream, state).await,
+            }
         });
         // Reap finished connections so the set does not grow with every one ever served.
         while connections.try_join_next().is_some() {}
     }
+}
+
+async fn serve(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, state: Arc<State>) {
+    let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), request));
+    // An error here is a dropped connection (ours or the caller's): nothing to report.
+    let _ = hyper::server::conn::http1::Builder::new()
+        // Head and body flattened into one buffer: one write per answer.
+        .writev(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn handle(
@@ -267,6 +342,7 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, DropConnection> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| DropConnection)?.to_bytes();
+    let received = Instant::now();
     let operation = parts
         .headers
         .get("x-amz-target")
@@ -287,8 +363,16 @@ async fn handle(
         }
         Some(Fault::LoseResponse) | None => {}
     }
+    if !state.added_latency.is_zero() {
+        tokio::time::sleep(state.added_latency).await;
+    }
 
     let response = state.forward(parts, body.clone()).await;
+    state.timings.lock().unwrap().push(Timing {
+        operation: operation.clone(),
+        received,
+        elapsed: received.elapsed(),
+    });
     if !operation.is_empty() {
         *state
             .forwarded
@@ -506,6 +590,78 @@ mod tests {
         );
         assert_eq!(proxy.forwarded()[PUT_ITEM], 1);
         assert!(proxy.injected().is_empty());
+    }
+
+    #[tokio::test]
+    async fn terminates_tls_adds_the_latency_and_times_and_counts_what_it_forwards() {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+
+        let dir = crate::paths::log_dir("unit-tls-proxy");
+        let ca = crate::throwaway_ca::ThrowawayCa::create(&dir).expect("openssl makes the CA");
+        assert!(
+            ca.bundle_certificates > 1,
+            "the trust bundle holds the system bundle too"
+        );
+        let latency = Duration::from_millis(30);
+        let proxy = FaultProxy::start_with(
+            FaultPlan::new(3),
+            ProxyOptions {
+                tls: Some(Arc::new(ca.server_config().unwrap())),
+                added_latency: latency,
+            },
+        )
+        .await
+        .unwrap();
+        proxy.forward_to(&echo_upstream().await).unwrap();
+        let endpoint = proxy.endpoint();
+        assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+
+        // A client that trusts only the throw-away root, verifying the proxy's chain for
+        // 127.0.0.1 as any TLS client would.
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&ca.root).unwrap())
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(endpoint.trim_start_matches("https://"))
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .expect("the proxy's chain verifies against the throw-away root");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        for body in ["first", "second"] {
+            let request = Request::post("/")
+                .header(HOST, "127.0.0.1")
+                .header("x-amz-target", SEND_MESSAGE)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            let answer = sender.send_request(request).await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK);
+            assert_eq!(answer.into_body().collect().await.unwrap().to_bytes(), body);
+        }
+
+        assert_eq!(proxy.connections(), 1, "both requests on one TLS connection");
+        let timings = proxy.take_timings();
+        assert_eq!(timings.len(), 2);
+        assert!(
+            timings
+                .iter()
+                .all(|t| t.operation == SEND_MESSAGE && t.elapsed >= latency),
+            "{timings:?}"
+        );
+        assert!(proxy.take_timings().is_empty(), "taken timings are gone");
     }
 
     #[tokio::test]

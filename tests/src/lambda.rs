@@ -10,10 +10,10 @@
 //! process (a cold start) on the same Runtime API.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -43,6 +43,50 @@ pub enum InvokeError {
 
 type Outcome = Result<Value, InvokeError>;
 
+/// Where and how the function's process runs, beyond its binary and environment: what Lambda
+/// decides from the function's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// The configured memory, as `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` tells the function
+    /// (128 when unset).
+    pub memory_mb: Option<u32>,
+    /// A cgroup-v1 `cgroup.procs` file every process of the function joins before it executes
+    /// the binary: the CPU share Lambda gives that memory (see `cpu_share`).
+    pub cgroup_procs: Option<PathBuf>,
+    /// A program, with its arguments, that runs the binary (given as its last argument):
+    /// `qemu-aarch64-static -L /usr/aarch64-linux-gnu` for an arm64 bootstrap on x86_64.
+    pub launcher: Vec<std::ffi::OsString>,
+}
+
+/// When an invocation was handed to the function and when it answered, on the emulator's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InvocationTimes {
+    pub delivered: Option<Instant>,
+    pub answered: Option<Instant>,
+}
+
+impl InvocationTimes {
+    /// The function's own time for the invocation: from the answer to its `next` poll to its
+    /// response, what Lambda bills as duration.
+    pub fn own(&self) -> Option<Duration> {
+        Some(self.answered?.saturating_duration_since(self.delivered?))
+    }
+}
+
+/// When the current process was started and when it first asked for an invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessTimes {
+    pub spawned: Instant,
+    pub first_poll: Option<Instant>,
+}
+
+impl ProcessTimes {
+    /// Spawn to first poll: the function's init phase.
+    pub fn init(&self) -> Option<Duration> {
+        Some(self.first_poll?.saturating_duration_since(self.spawned))
+    }
+}
+
 struct Invocation {
     request_id: String,
     payload: Value,
@@ -51,7 +95,9 @@ struct Invocation {
 
 struct Shared {
     next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<(Outcome, InvocationTimes)>>>,
+    delivered: Mutex<HashMap<String, Instant>>,
+    process_times: Mutex<Option<ProcessTimes>>,
     function_arn: String,
     init_error: Mutex<Option<Value>>,
 }
@@ -68,6 +114,7 @@ pub struct LambdaFunction {
     server: tokio::task::JoinHandle<()>,
     /// Processes started so far: 1, plus one per invocation killed at its deadline.
     starts: std::sync::atomic::AtomicUsize,
+    last_invocation: Mutex<Option<InvocationTimes>>,
     pub timeout: Duration,
 }
 
@@ -82,6 +129,7 @@ struct Process {
 struct Launch {
     binary: std::path::PathBuf,
     env: HashMap<String, String>,
+    placement: Placement,
     address: std::net::SocketAddr,
     file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
 }
@@ -96,10 +144,25 @@ impl LambdaFunction {
         timeout: Duration,
         log_dir: &Path,
     ) -> Result<Self> {
+        Self::start_placed(name, binary, env, timeout, log_dir, Placement::default()).await
+    }
+
+    /// [`LambdaFunction::start`], with the process placed as `placement` says (its memory
+    /// setting and CPU share).
+    pub async fn start_placed(
+        name: &str,
+        binary: &Path,
+        env: &HashMap<String, String>,
+        timeout: Duration,
+        log_dir: &Path,
+        placement: Placement,
+    ) -> Result<Self> {
         let (sender, receiver) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             next: tokio::sync::Mutex::new(receiver),
             pending: Mutex::new(HashMap::new()),
+            delivered: Mutex::new(HashMap::new()),
+            process_times: Mutex::new(None),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
             init_error: Mutex::new(None),
         });
@@ -129,6 +192,7 @@ impl LambdaFunction {
         let launch = Launch {
             binary: binary.to_path_buf(),
             env: env.clone(),
+            placement,
             address,
             file: Arc::new(tokio::sync::Mutex::new(file)),
         };
@@ -142,6 +206,7 @@ impl LambdaFunction {
             lines,
             server,
             starts: std::sync::atomic::AtomicUsize::new(1),
+            last_invocation: Mutex::new(None),
             timeout,
         })
     }
@@ -150,9 +215,26 @@ impl LambdaFunction {
     /// A function still running then is killed, as Lambda kills it, and the next invocation
     /// starts a fresh process.
     pub async fn invoke(&self, payload: &Value) -> Outcome {
+        self.invoke_timed(payload).await.0
+    }
+
+    /// [`LambdaFunction::invoke`], with when the invocation was delivered and answered.
+    pub async fn invoke_timed(&self, payload: &Value) -> (Outcome, InvocationTimes) {
+        let (outcome, times) = self.invoke_untracked(payload).await;
+        *self.last_invocation.lock().unwrap() = Some(times);
+        (outcome, times)
+    }
+
+    /// The times of the last invocation that ended.
+    pub fn last_invocation(&self) -> Option<InvocationTimes> {
+        *self.last_invocation.lock().unwrap()
+    }
+
+    async fn invoke_untracked(&self, payload: &Value) -> (Outcome, InvocationTimes) {
+        let untimed = |outcome: Outcome| (outcome, InvocationTimes::default());
         let mut exited = self.process.lock().unwrap().exited.clone();
         if let Some(why) = exited.borrow().clone() {
-            return Err(InvokeError::Crashed(why));
+            return untimed(Err(InvokeError::Crashed(why)));
         }
         let request_id = uuid::Uuid::new_v4().to_string();
         let deadline_ms = epoch_ms() + self.timeout.as_millis() as u64;
@@ -164,20 +246,25 @@ impl LambdaFunction {
             deadline_ms,
         };
         if self.sender.send(invocation).await.is_err() {
-            return Err(InvokeError::Crashed("runtime API closed".into()));
+            return untimed(Err(InvokeError::Crashed("runtime API closed".into())));
         }
         tokio::select! {
-            outcome = rx => outcome.unwrap_or_else(|_| Err(InvokeError::Crashed("process exited".into()))),
+            outcome = rx => outcome.unwrap_or_else(|_| untimed(Err(InvokeError::Crashed("process exited".into())))),
             status = exited.wait_for(|status| status.is_some()) => {
                 let why = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
-                Err(InvokeError::Crashed(why))
+                untimed(Err(InvokeError::Crashed(why)))
             }
             _ = tokio::time::sleep(self.timeout) => {
                 self.shared.pending.lock().unwrap().remove(&request_id);
                 self.replace_process().await;
-                Err(InvokeError::TimedOut)
+                untimed(Err(InvokeError::TimedOut))
             }
         }
+    }
+
+    /// When the current process was started and first polled for an invocation.
+    pub fn process_times(&self) -> Option<ProcessTimes> {
+        *self.shared.process_times.lock().unwrap()
     }
 
     /// Kills the current process and starts a fresh one on the same Runtime API.
@@ -215,26 +302,53 @@ fn spawn(
     shared: &Arc<Shared>,
     lines: &Arc<Mutex<Vec<String>>>,
 ) -> Result<Process> {
-    let mut command = Command::new(&launch.binary);
+    let mut command = match launch.placement.launcher.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(&launch.binary);
+            command
+        }
+        None => Command::new(&launch.binary),
+    };
     command
         .env_clear()
         .envs(&launch.env)
         .env("AWS_LAMBDA_RUNTIME_API", launch.address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            launch.placement.memory_mb.unwrap_or(128).to_string(),
+        )
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Opened before the fork: between fork and exec only async-signal-safe calls are allowed.
+    let cgroup = match &launch.placement.cgroup_procs {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        ),
+        None => None,
+    };
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(file) = &cgroup {
+                join_cgroup(file)?;
+            }
             Ok(())
         });
     }
+    *shared.process_times.lock().unwrap() = Some(ProcessTimes {
+        spawned: Instant::now(),
+        first_poll: None,
+    });
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", launch.binary.display()))?;
@@ -258,9 +372,18 @@ impl LambdaFunction {
 
     /// Peak resident memory of the function process so far (Linux `VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.memory_status("VmHWM:")
+    }
+
+    /// Resident memory of the function process now (Linux `VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.memory_status("VmRSS:")
+    }
+
+    fn memory_status(&self, field: &str) -> Option<u64> {
         let pid = self.process.lock().unwrap().pid?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
@@ -311,6 +434,31 @@ impl Drop for LambdaFunction {
     }
 }
 
+/// Moves the calling process into the cgroup whose `cgroup.procs` is open as `file`. Runs between
+/// fork and exec: formats the pid by hand and calls write(2) directly, allocating nothing.
+fn join_cgroup(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: getpid and write touch no memory but the buffer below.
+    let mut pid = unsafe { libc::getpid() } as u32;
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (pid % 10) as u8;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    let text = &digits[start..];
+    let written = unsafe { libc::write(file.as_raw_fd(), text.as_ptr().cast(), text.len()) };
+    if written == text.len() as isize {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Waits for the child to exit (or kills it on request), then fails every pending invocation,
 /// so that a crash ends them at once instead of at their timeout.
 fn watch_exit(
@@ -338,7 +486,7 @@ fn watch_exit(
         };
         let _ = exit_tx.send(Some(why.clone()));
         for (_, waiter) in shared.pending.lock().unwrap().drain() {
-            let _ = waiter.send(Err(InvokeError::Crashed(why.clone())));
+            let _ = waiter.send((Err(InvokeError::Crashed(why.clone())), InvocationTimes::default()));
         }
     });
 }
@@ -360,10 +508,18 @@ async fn collect_lines(
 }
 
 async fn next_invocation(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if let Some(times) = shared.process_times.lock().unwrap().as_mut() {
+        times.first_poll.get_or_insert_with(Instant::now);
+    }
     let invocation = shared.next.lock().await.recv().await;
     let Some(invocation) = invocation else {
         return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
     };
+    shared
+        .delivered
+        .lock()
+        .unwrap()
+        .insert(invocation.request_id.clone(), Instant::now());
     let mut headers = HeaderMap::new();
     let header = |text: &str| HeaderValue::from_str(text).expect("ascii header");
     headers.insert("lambda-runtime-aws-request-id", header(&invocation.request_id));
@@ -418,9 +574,13 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCod
 }
 
 fn settle(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    let times = InvocationTimes {
+        delivered: shared.delivered.lock().unwrap().remove(id),
+        answered: Some(Instant::now()),
+    };
     match shared.pending.lock().unwrap().remove(id) {
         Some(waiter) => {
-            let _ = waiter.send(outcome);
+            let _ = waiter.send((outcome, times));
             StatusCode::ACCEPTED
         }
         None => StatusCode::NOT_FOUND,

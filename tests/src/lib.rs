@@ -13,6 +13,7 @@
 //!   they prove.
 
 pub mod cognito;
+pub mod cpu_share;
 pub mod emf;
 pub mod event_source;
 pub mod fault_proxy;
@@ -22,5 +23,6 @@ pub mod ops_cli;
 pub mod paths;
 pub mod pipeline;
 pub mod stack;
+pub mod throwaway_ca;
 
 pub use pipeline::{LocalPipeline, NewUser, PipelineOptions};

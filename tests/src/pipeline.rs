@@ -2,7 +2,7 @@
 //! pool, the real trigger and consumer binaries, and the SQS event source.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::cognito::{self, UserPool};
 use crate::event_source::{PollReport, SqsEventSource};
-use crate::lambda::{InvokeError, LambdaFunction};
+use crate::lambda::{InvokeError, LambdaFunction, Placement};
 use crate::moto::MotoServer;
 use crate::paths::{log_dir, workspace_binary};
 use crate::stack::{self, DeployedStack, EventSourceSettings};
@@ -399,13 +399,62 @@ impl LocalPipeline {
         changes: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<LambdaFunction> {
-        let (like, env) = match function {
-            "trigger" => (&self.trigger, &self.trigger_env),
-            "consumer" => (&self.consumer, &self.consumer_env),
-            other => bail!("no function {other}"),
-        };
-        self.launch_variant(like.name(), function, env, label, changes, timeout)
+        let (like, env) = self.function_and_env(function)?;
+        self.launch_variant(
+            like.name(),
+            &workspace_binary(function)?,
+            env,
+            label,
+            changes,
+            (timeout, Placement::default()),
+        )
+        .await
+    }
+
+    /// A fresh process of the workspace binary `binary` (a function, or the benchmark's
+    /// `runtime_only`) with the environment and timeout of `like` (`"trigger"` or
+    /// `"consumer"`) plus `changes`, placed as `placement` says (memory setting, CPU share).
+    pub async fn start_placed(
+        &self,
+        like: &str,
+        binary: &str,
+        label: &str,
+        changes: &[(&str, &str)],
+        placement: Placement,
+    ) -> Result<LambdaFunction> {
+        self.start_binary_placed(like, &workspace_binary(binary)?, label, changes, placement)
             .await
+    }
+
+    /// [`Self::start_placed`] for a binary outside the workspace's target folder (an arm64
+    /// bootstrap from `sam build`).
+    pub async fn start_binary_placed(
+        &self,
+        like: &str,
+        binary: &Path,
+        label: &str,
+        changes: &[(&str, &str)],
+        placement: Placement,
+    ) -> Result<LambdaFunction> {
+        let (function, env) = self.function_and_env(like)?;
+        self.launch_variant(
+            function.name(),
+            binary,
+            env,
+            label,
+            changes,
+            (function.timeout, placement),
+        )
+        .await
+    }
+
+    /// The running function `"trigger"` or `"consumer"`, and its environment.
+    fn function_and_env(&self, function: &str) -> Result<(&LambdaFunction, &HashMap<String, String>)> {
+        match function {
+            "trigger" => Ok((&self.trigger, &self.trigger_env)),
+            "consumer" => Ok((&self.consumer, &self.consumer_env)),
+            other => bail!("no function {other}"),
+        }
     }
 
     async fn start_variant(
@@ -416,18 +465,25 @@ impl LocalPipeline {
         label: &str,
         changes: &[(&str, &str)],
     ) -> Result<LambdaFunction> {
-        self.launch_variant(like.name(), binary, env, label, changes, like.timeout)
-            .await
+        self.launch_variant(
+            like.name(),
+            &workspace_binary(binary)?,
+            env,
+            label,
+            changes,
+            (like.timeout, Placement::default()),
+        )
+        .await
     }
 
     async fn launch_variant(
         &self,
         name: &str,
-        binary: &str,
+        binary: &Path,
         env: &HashMap<String, String>,
         label: &str,
         changes: &[(&str, &str)],
-        timeout: Duration,
+        (timeout, placement): (Duration, Placement),
     ) -> Result<LambdaFunction> {
         let mut env = env.clone();
         for (k, v) in changes {
@@ -435,7 +491,7 @@ impl LocalPipeline {
         }
         let dir = self.log_dir.join(label);
         std::fs::create_dir_all(&dir)?;
-        LambdaFunction::start(name, &workspace_binary(binary)?, &env, timeout, &dir).await
+        LambdaFunction::start_placed(name, binary, &env, timeout, &dir, placement).await
     }
 
     /// Runs the `ops` binary against this stack as an operator would: `--stack-name` of the
