@@ -8,7 +8,9 @@
 //! personal data included. "No PII in logs" must hold at every level an operator can choose.
 
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The crates whose log statements are this project's, and follow its PII rules.
 const OWN_CRATES: [&str; 4] = ["shared", "trigger", "consumer", "ops"];
@@ -18,19 +20,18 @@ pub fn init() {
     let requested = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_default();
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .parse_lossy(filter_directives(&requested));
     // Spans carry the Lambda request id (the runtime opens one per invocation), so every line
     // can be tied to its invocation; the span list would only repeat it.
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
-        .with_ansi(false)
-        .with_env_filter(filter)
+        .with_ansi(false);
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(filter(&requested))
         .init();
 }
 
@@ -49,49 +50,84 @@ pub fn requested_level(text: &str) -> LevelFilter {
 }
 
 /// The filter for a requested level: that level for this project's crates, and for every other
-/// crate the same level but never more verbose than `INFO`.
-pub fn filter_directives(requested: &str) -> String {
+/// crate the same level but never more verbose than `INFO`. A [`Targets`] filter, not an
+/// `EnvFilter`: it needs no directive parsing and no regex engine in the binaries (their size
+/// is measured by scripts/package).
+pub fn filter(requested: &str) -> Targets {
     let own = requested_level(requested);
     let others = own.min(LevelFilter::INFO);
-    let mut directives = vec![others.to_string().to_ascii_lowercase()];
-    if own > others {
-        let own = own.to_string().to_ascii_lowercase();
-        directives.extend(OWN_CRATES.iter().map(|krate| format!("{krate}={own}")));
-    }
-    directives.join(",")
+    Targets::new()
+        .with_default(others)
+        .with_targets(OWN_CRATES.map(|krate| (krate, own)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use tracing::Level;
+
+    /// Whether `filter` lets through an event of `level` from the module `target`.
+    fn lets_through(filter: &Targets, target: &str, level: Level) -> bool {
+        filter.would_enable(target, &level)
+    }
+
     #[test]
     fn third_party_crates_never_log_below_info_whatever_the_level() {
-        assert_eq!(
-            filter_directives("TRACE"),
-            "info,shared=trace,trigger=trace,consumer=trace,ops=trace"
-        );
-        assert_eq!(
-            filter_directives("debug"),
-            "info,shared=debug,trigger=debug,consumer=debug,ops=debug"
-        );
-        for level in [
+        for requested in ["TRACE", "trace", "DEBUG", "debug"] {
+            let filter = filter(requested);
+            let level = if requested.eq_ignore_ascii_case("trace") {
+                Level::TRACE
+            } else {
+                Level::DEBUG
+            };
+            for own in [
+                "shared::mapping",
+                "trigger::handler",
+                "consumer::record",
+                "ops::reconcile",
+            ] {
+                assert!(lets_through(&filter, own, level), "{requested}: {own}");
+            }
+            for third in [
+                "lambda_runtime::layers",
+                "aws_smithy_runtime::client",
+                "hyper::proto",
+            ] {
+                assert!(
+                    !lets_through(&filter, third, Level::DEBUG),
+                    "{requested}: {third}"
+                );
+                assert!(lets_through(&filter, third, Level::INFO), "{requested}: {third}");
+            }
+        }
+        for requested in [
             "INFO",
             "",
             "nonsense",
             "aws_smithy_runtime=trace",
             "trace,hyper=trace",
         ] {
-            assert_eq!(filter_directives(level), "info", "{level}");
+            let filter = filter(requested);
+            assert!(
+                !lets_through(&filter, "trigger::handler", Level::DEBUG),
+                "{requested}"
+            );
+            assert!(
+                !lets_through(&filter, "aws_smithy_runtime", Level::DEBUG),
+                "{requested}"
+            );
+            assert!(
+                lets_through(&filter, "trigger::handler", Level::INFO),
+                "{requested}"
+            );
         }
-        assert_eq!(filter_directives("WARN"), "warn");
-        assert_eq!(filter_directives("FATAL"), "error");
-    }
-
-    #[test]
-    fn the_directives_parse_as_an_env_filter() {
-        for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "junk"] {
-            EnvFilter::try_new(filter_directives(level)).unwrap_or_else(|e| panic!("{level}: {e}"));
-        }
+        let warn = filter("WARN");
+        assert!(!lets_through(&warn, "trigger::handler", Level::INFO));
+        assert!(lets_through(&warn, "hyper", Level::WARN));
+        let fatal = filter("FATAL");
+        assert!(!lets_through(&fatal, "consumer", Level::WARN));
+        assert!(lets_through(&fatal, "consumer", Level::ERROR));
+        assert!(!lets_through(&filter("off"), "trigger", Level::ERROR));
     }
 }
