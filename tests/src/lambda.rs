@@ -370,6 +370,12 @@ impl LambdaFunction {
         self.lines.lock().unwrap().clone()
     }
 
+    /// [`LambdaFunction::log_lines`] once no new line has arrived for 100 ms: an invocation's
+    /// answer can reach the emulator before the last lines the function printed for it.
+    pub async fn settled_log_lines(&self) -> Vec<String> {
+        settled(|| self.log_lines()).await
+    }
+
     /// Peak resident memory of the function process so far (Linux `VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         self.memory_status("VmHWM:")
@@ -409,6 +415,19 @@ impl LambdaFunction {
         if let Some(pid) = self.pid() {
             kill_process(pid);
         }
+    }
+}
+
+/// What `lines` returns once it has not grown for 100 ms.
+pub(crate) async fn settled(lines: impl Fn() -> Vec<String>) -> Vec<String> {
+    let mut seen = lines();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = lines();
+        if now.len() == seen.len() {
+            return now;
+        }
+        seen = now;
     }
 }
 

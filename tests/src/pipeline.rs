@@ -645,15 +645,7 @@ impl LocalPipeline {
     /// function writes its log lines before it answers, but they reach us through a pipe that
     /// is read concurrently, so wait until no new line arrived for a moment.
     pub async fn settled_log_lines(&self) -> Vec<String> {
-        let mut lines = self.log_lines();
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = self.log_lines();
-            if now.len() == lines.len() {
-                return now;
-            }
-            lines = now;
-        }
+        crate::lambda::settled(|| self.log_lines()).await
     }
 
     /// Every line either function printed so far, across restarts.

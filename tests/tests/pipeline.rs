@@ -892,12 +892,12 @@ async fn the_deadline_margin_lets_the_consumer_report_its_batch_before_lambda_wo
     );
     assert_eq!(report.reported_failures, 3, "{report:?}");
     assert_eq!(consumer.starts(), 1, "never killed");
-    let failed = consumer
-        .log_lines()
+    let lines = consumer.settled_log_lines().await;
+    let failed = lines
         .iter()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|v| v["event"] == "record_failed")
         .map(|v| v["reason"].as_str().unwrap_or_default().to_owned())
         .collect::<Vec<_>>();
-    assert_eq!(failed, ["deadline_exceeded"; 3], "{:?}", consumer.log_lines());
+    assert_eq!(failed, ["deadline_exceeded"; 3], "{lines:?}");
 }
