@@ -1,0 +1,85 @@
+//! One real invocation of each arm64 bootstrap that `sam build` produced, run by
+//! `scripts/package`: each under `qemu-aarch64-static` with the arm64 C library of Debian's
+//! `libc6-arm64-cross`, through the Runtime API emulator, against the local stack. The trigger
+//! must return the Cognito event and enqueue the user; the consumer must write both items.
+//!
+//! Usage: `package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use e2e::lambda::Placement;
+use e2e::{LocalPipeline, NewUser, PipelineOptions};
+
+/// Where `libc6-arm64-cross` puts the arm64 loader and C library.
+const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let [trigger, consumer] = args.as_slice() else {
+        bail!("usage: package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP");
+    };
+    let qemu = find_on_path("qemu-aarch64-static").context(
+        "qemu-aarch64-static is not on the PATH: install Debian's qemu-user-static (scripts/package does)",
+    )?;
+    ensure!(
+        Path::new(ARM64_SYSROOT)
+            .join("lib/ld-linux-aarch64.so.1")
+            .exists(),
+        "no arm64 C library at {ARM64_SYSROOT}: install Debian's libc6-arm64-cross (scripts/package does)"
+    );
+    let placement = || Placement {
+        launcher: vec![qemu.clone().into(), "-L".into(), ARM64_SYSROOT.into()],
+        ..Placement::default()
+    };
+
+    let pipeline = LocalPipeline::start("package-smoke", PipelineOptions::default()).await?;
+    let user = NewUser::new(
+        "arm64smoke",
+        &[("email", "arm64smoke@example.com"), ("given_name", "Arm")],
+    );
+    let confirmed = pipeline.sign_up(&user).await?;
+
+    let arm64_trigger = pipeline
+        .start_binary_placed("trigger", trigger, "arm64-trigger", &[], placement())
+        .await?;
+    let answer = arm64_trigger
+        .invoke(&confirmed.event)
+        .await
+        .map_err(|e| anyhow::anyhow!("the arm64 trigger failed: {e}"))?;
+    ensure!(
+        answer == confirmed.event,
+        "the arm64 trigger did not return the Cognito event"
+    );
+
+    let arm64_consumer = pipeline
+        .start_binary_placed("consumer", consumer, "arm64-consumer", &[], placement())
+        .await?;
+    let report = pipeline.event_source_for(&arm64_consumer).poll_once().await?;
+    ensure!(
+        report.received == 1 && report.deleted == 1,
+        "the arm64 consumer did not settle the trigger's message: {report:?}"
+    );
+    let sub = &confirmed.sub;
+    ensure!(
+        pipeline.user_item(sub).await?.is_some(),
+        "the arm64 consumer wrote no users item"
+    );
+    ensure!(
+        !pipeline.profiles_of(sub).await?.is_empty(),
+        "the arm64 consumer wrote no profile"
+    );
+    println!(
+        "package: arm64 trigger and consumer each answered a real invocation under qemu-aarch64-static; both items written"
+    );
+    Ok(())
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
