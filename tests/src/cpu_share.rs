@@ -48,7 +48,6 @@ pub enum CpuShareError {
 #[derive(Debug)]
 pub struct CpuShare {
     dir: PathBuf,
-    memory_mb: u32,
     quota_us: u64,
     period_us: u64,
 }
@@ -80,7 +79,6 @@ impl CpuShare {
         let quota_us = quota_us(memory_mb, period_us);
         let share = Self {
             dir,
-            memory_mb,
             quota_us,
             period_us,
         };
@@ -96,22 +94,9 @@ impl CpuShare {
         self.dir.join("cgroup.procs")
     }
 
-    pub fn memory_mb(&self) -> u32 {
-        self.memory_mb
-    }
-
     /// The fraction of one core, e.g. 0.072 for 128 MB.
     pub fn fraction(&self) -> f64 {
         self.quota_us as f64 / self.period_us as f64
-    }
-
-    /// In how many periods so far the quota stopped the share's processes (`nr_throttled` of
-    /// `cpu.stat`): zero means the share never limited them.
-    pub fn throttled_periods(&self) -> Option<u64> {
-        let stat = std::fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
-        stat.lines()
-            .find_map(|line| line.strip_prefix("nr_throttled "))
-            .and_then(|n| n.trim().parse().ok())
     }
 }
 

@@ -256,6 +256,7 @@ impl LambdaFunction {
             }
             _ = tokio::time::sleep(self.timeout) => {
                 self.shared.pending.lock().unwrap().remove(&request_id);
+                self.shared.delivered.lock().unwrap().remove(&request_id);
                 self.replace_process().await;
                 untimed(Err(InvokeError::TimedOut))
             }

@@ -130,6 +130,11 @@ impl ColdCell {
     pub fn median(&self, pick: impl Fn(&ColdSample) -> Duration) -> Duration {
         median(self.samples.iter().map(pick).collect())
     }
+
+    /// The median spawn-to-first-answer: what the first caller after a cold start waits for.
+    pub fn first_answer(&self) -> Duration {
+        self.median(|x| x.first_answer)
+    }
 }
 
 /// Warm invocations of the trigger: its own time, and `SendMessage` as the proxy saw it.
@@ -158,6 +163,13 @@ pub struct Soak {
     pub invocations: usize,
     pub rss_after_1000_kib: u64,
     pub rss_after_all_kib: u64,
+}
+
+impl Soak {
+    /// RSS after all the invocations against after 1,000, as a fraction (0.01 is 1% more).
+    pub fn growth(&self) -> f64 {
+        self.rss_after_all_kib as f64 / self.rss_after_1000_kib.max(1) as f64 - 1.0
+    }
 }
 
 pub struct Results {
