@@ -29,6 +29,8 @@ pub struct ThrowawayCa {
     pub server_key: PathBuf,
     /// The system bundle plus the throw-away root: what `SSL_CERT_FILE` names.
     pub trust_bundle: PathBuf,
+    /// The machine's system bundle that `trust_bundle` starts from.
+    pub system_bundle: PathBuf,
     /// How many certificates the trust bundle holds.
     pub bundle_certificates: usize,
 }
@@ -132,9 +134,9 @@ impl ThrowawayCa {
         ]
         .concat();
         std::fs::write(file("server-chain.pem"), chain)?;
-        let system = SYSTEM_BUNDLES
+        let (system_bundle, system) = SYSTEM_BUNDLES
             .iter()
-            .find_map(|path| std::fs::read_to_string(path).ok())
+            .find_map(|path| Some((PathBuf::from(path), std::fs::read_to_string(path).ok()?)))
             .with_context(|| {
                 format!(
                     "no system trust bundle at {}: install ca-certificates",
@@ -148,6 +150,7 @@ impl ThrowawayCa {
             root: file("root.pem"),
             server_chain: file("server-chain.pem"),
             server_key: file("server.key"),
+            system_bundle,
             trust_bundle: file("trust-bundle.pem"),
             bundle_certificates,
         })

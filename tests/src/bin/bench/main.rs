@@ -121,7 +121,12 @@ async fn main() -> Result<()> {
         plain: Transport {
             name: "plain HTTP",
             proxy: &plain,
-            trust_bundle: None,
+            // The same store as over TLS (less the throw-away root), so that the two differ by
+            // the handshake alone. Without SSL_CERT_FILE, rustls-native-certs reads the bundle
+            // and then every file of /etc/ssl/certs, which on Debian is one file per
+            // certificate: the whole store parsed twice, a cost provided.al2023 (whose
+            // certificate directories hold bundle files) does not have in that form.
+            trust_bundle: Some(ca.system_bundle.clone()),
         },
         tls: Transport {
             name: "TLS",

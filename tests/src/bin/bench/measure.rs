@@ -143,6 +143,10 @@ pub struct WarmTrigger {
     pub memory: u32,
     pub own: Vec<Duration>,
     pub send_message: Vec<Duration>,
+    /// CPU time (user + system) per warm invocation, over all of them.
+    pub cpu_per_invocation: Duration,
+    /// The same for the runtime-only function, at the same share.
+    pub runtime_only_cpu_per_invocation: Duration,
 }
 
 /// Consumer batches of 10 messages (20 conditional writes) at one memory setting.
@@ -151,11 +155,36 @@ pub struct Batches {
     pub memory: u32,
     /// The consumer's own time for each warm batch.
     pub warm: Vec<Duration>,
+    /// For each warm batch, the part of its own time in which the proxy had no `PutItem` of it
+    /// in flight: decoding, planning, the batch response, and waiting to send. What the batch
+    /// would add to one `PutItem` against a service that answers its writes concurrently.
+    pub outside_writes: Vec<Duration>,
     /// The most `PutItem`s the proxy had in flight at once during a batch: 20 when every
     /// write of the batch is sent without waiting for another.
     pub peak_in_flight: usize,
     /// One bare `PutItem`, as the proxy sees it (the same proxy, one at a time).
     pub bare_put: Vec<Duration>,
+    /// CPU time (user + system) per warm batch.
+    pub cpu_per_batch: Duration,
+}
+
+impl Batches {
+    /// What a warm batch would take against a service that answers all of its writes at once
+    /// (DynamoDB does; moto answers one at a time): its time outside the writes plus one bare
+    /// `PutItem` (medians).
+    pub fn against_concurrent_service(&self) -> Duration {
+        median(self.outside_writes.clone()) + median(self.bare_put.clone())
+    }
+
+    /// The batch's duration against such a service at this memory setting's CPU share: the
+    /// longer of the above and its CPU time at that share (against moto the writes' wait
+    /// refills the quota; against a fast service the CPU may be what bounds it).
+    pub fn modeled(&self) -> Duration {
+        let at_share = self
+            .cpu_per_batch
+            .mul_f64(1769.0 / f64::from(self.memory.min(1769)));
+        self.against_concurrent_service().max(at_share)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -397,13 +426,20 @@ impl Bench<'_> {
             .await
             .map_err(|e| anyhow::anyhow!("first invocation: {e}"))?;
         self.tls.proxy.take_timings();
+        let pid = process.pid().context("the warm trigger has no process")?;
+        let cpu_before = cpu_time(pid)?;
         let mut own = Vec::with_capacity(self.settings.warm);
         for _ in 0..self.settings.warm {
             let (outcome, times) = process.invoke_timed(&self.event).await;
             outcome.map_err(|e| anyhow::anyhow!("warm invocation: {e}"))?;
             own.push(times.own().context("no invocation time")?);
         }
+        let cpu_per_invocation = (cpu_time(pid)? - cpu_before) / self.settings.warm.max(1) as u32;
         let send_message = durations_of(self.tls.proxy.take_timings(), SEND_MESSAGE);
+        drop(process);
+        // What the invocations enqueued is not for the consumer runs that follow.
+        self.discard_queue().await?;
+        let runtime_only_cpu_per_invocation = self.runtime_only_cpu(memory, &share).await?;
         ensure!(
             send_message.len() == own.len(),
             "{} SendMessage requests for {} invocations: attempts were retried",
@@ -414,7 +450,38 @@ impl Bench<'_> {
             memory,
             own,
             send_message,
+            cpu_per_invocation,
+            runtime_only_cpu_per_invocation,
         })
+    }
+
+    /// CPU time per warm invocation of the runtime-only function, over as many invocations as
+    /// the warm trigger's.
+    async fn runtime_only_cpu(&self, memory: u32, share: &Option<CpuShare>) -> Result<Duration> {
+        let process = self
+            .start(
+                Function::RuntimeOnly,
+                Some(memory),
+                share,
+                &self.tls,
+                &format!("warm-runtime-only-{memory}"),
+            )
+            .await?;
+        process
+            .invoke(&self.event)
+            .await
+            .map_err(|e| anyhow::anyhow!("runtime-only first invocation: {e}"))?;
+        let pid = process
+            .pid()
+            .context("the runtime-only function has no process")?;
+        let before = cpu_time(pid)?;
+        for _ in 0..self.settings.warm {
+            process
+                .invoke(&self.event)
+                .await
+                .map_err(|e| anyhow::anyhow!("runtime-only warm invocation: {e}"))?;
+        }
+        Ok((cpu_time(pid)? - before) / self.settings.warm.max(1) as u32)
     }
 
     async fn batches(&self, memory: u32) -> Result<Batches> {
@@ -431,10 +498,16 @@ impl Bench<'_> {
         let source = self.pipeline.event_source_for(&process);
         let runs = (self.settings.warm / 20).max(5);
         let mut warm = Vec::with_capacity(runs);
+        let mut outside_writes = Vec::with_capacity(runs);
         let mut peak_in_flight = 0;
+        let pid = process.pid().context("the consumer has no process")?;
+        let mut cpu_before = Duration::ZERO;
         for run in 0..=runs {
             self.consumer_batch(10).await?;
             self.tls.proxy.take_timings();
+            if run == 1 {
+                cpu_before = cpu_time(pid)?;
+            }
             let report = source.poll_once().await?;
             let puts: Vec<Timing> = self
                 .tls
@@ -451,8 +524,10 @@ impl Bench<'_> {
             // The first batch is the cold one, measured with the cold starts.
             if run > 0 {
                 warm.push(report.function_time);
+                outside_writes.push(report.function_time.saturating_sub(covered(&puts)));
             }
         }
+        let cpu_per_batch = (cpu_time(pid)? - cpu_before) / runs.max(1) as u32;
         drop(process);
         drop(share);
 
@@ -485,8 +560,10 @@ impl Bench<'_> {
         Ok(Batches {
             memory,
             warm,
+            outside_writes,
             peak_in_flight,
             bare_put,
+            cpu_per_batch,
         })
     }
 
@@ -562,6 +639,56 @@ pub fn share_label(memory: Option<u32>) -> String {
         Some(mb) => format!("{mb} MB"),
         None => "whole core".to_owned(),
     }
+}
+
+/// How long at least one of `timings` was in flight (the length of the union of their
+/// intervals).
+fn covered(timings: &[Timing]) -> Duration {
+    let mut spans: Vec<(std::time::Instant, std::time::Instant)> = timings
+        .iter()
+        .map(|t| (t.received, t.received + t.elapsed))
+        .collect();
+    spans.sort_unstable();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(std::time::Instant, std::time::Instant)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((s, e)) = current {
+        total += e - s;
+    }
+    total
+}
+
+/// The CPU time a process's threads have run, in nanoseconds from each thread's
+/// `/proc/<pid>/task/<tid>/schedstat` (the clock-tick `utime`/`stime` of `/proc/<pid>/stat` is
+/// too coarse for a millisecond an invocation). A thread that exits between two readings drops
+/// out of the second: the functions run on one thread (tokio's `current_thread`), and the
+/// blocking pool's threads, which resolve names at connect, outlive the measurements.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total = 0u64;
+    for task in std::fs::read_dir(&tasks).with_context(|| tasks.clone())? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between listing and reading.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let on_cpu: u64 = stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse().ok())
+            .with_context(|| format!("unexpected {}: {stat:?}", path.display()))?;
+        total += on_cpu;
+    }
+    Ok(Duration::from_nanos(total))
 }
 
 /// The most requests in flight at once.
