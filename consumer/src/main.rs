@@ -13,7 +13,10 @@ use consumer::config::ConsumerConfig;
 use consumer::handler::{self, Deps};
 use consumer::store;
 
-#[tokio::main]
+// One thread: Lambda gives a function a fraction of a core below 1,769 MB, and a worker pool
+// only adds cross-thread wake-ups (eventfd, futex, context switches) to every call (measured in
+// docs/performance.md). Concurrency within an invocation is unchanged: tasks still interleave.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let env = shared::config::ProcessEnv;

@@ -11,7 +11,10 @@ use trigger::config::TriggerConfig;
 use trigger::handler::{self, Deps};
 use trigger::queue;
 
-#[tokio::main]
+// One thread: Lambda gives a function a fraction of a core below 1,769 MB, and a worker pool
+// only adds cross-thread wake-ups (eventfd, futex, context switches) to every call (measured in
+// docs/performance.md). Concurrency within an invocation is unchanged: tasks still interleave.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let env = shared::config::ProcessEnv;
