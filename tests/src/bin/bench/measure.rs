@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use e2e::LocalPipeline;
-use e2e::cpu_share::CpuShare;
+use e2e::cpu_share::{CpuShare, MB_PER_VCPU};
 use e2e::fault_proxy::{FaultProxy, PUT_ITEM, SEND_MESSAGE, Timing};
 use e2e::lambda::{LambdaFunction, Placement};
 use e2e::pipeline::{envelope_for, local_sdk_config};
@@ -182,7 +182,7 @@ impl Batches {
     pub fn modeled(&self) -> Duration {
         let at_share = self
             .cpu_per_batch
-            .mul_f64(1769.0 / f64::from(self.memory.min(1769)));
+            .mul_f64(f64::from(MB_PER_VCPU) / f64::from(self.memory.min(MB_PER_VCPU)));
         self.against_concurrent_service().max(at_share)
     }
 }
@@ -412,21 +412,10 @@ impl Bench<'_> {
 
     async fn warm_trigger(&self, memory: u32) -> Result<WarmTrigger> {
         let share = self.share(Some(memory))?;
-        let process = self
-            .start(
-                Function::Trigger,
-                Some(memory),
-                &share,
-                &self.tls,
-                &format!("warm-{memory}"),
-            )
+        let (process, pid) = self
+            .warmed_up(Function::Trigger, memory, &share, &format!("warm-{memory}"))
             .await?;
-        process
-            .invoke(&self.event)
-            .await
-            .map_err(|e| anyhow::anyhow!("first invocation: {e}"))?;
         self.tls.proxy.take_timings();
-        let pid = process.pid().context("the warm trigger has no process")?;
         let cpu_before = cpu_time(pid)?;
         let mut own = Vec::with_capacity(self.settings.warm);
         for _ in 0..self.settings.warm {
@@ -455,25 +444,35 @@ impl Bench<'_> {
         })
     }
 
-    /// CPU time per warm invocation of the runtime-only function, over as many invocations as
-    /// the warm trigger's.
-    async fn runtime_only_cpu(&self, memory: u32, share: &Option<CpuShare>) -> Result<Duration> {
+    /// A fresh process of `function` over TLS at `memory`'s share that has answered its first
+    /// (cold) invocation, and its process id.
+    async fn warmed_up(
+        &self,
+        function: Function,
+        memory: u32,
+        share: &Option<CpuShare>,
+        label: &str,
+    ) -> Result<(LambdaFunction, u32)> {
         let process = self
-            .start(
-                Function::RuntimeOnly,
-                Some(memory),
-                share,
-                &self.tls,
-                &format!("warm-runtime-only-{memory}"),
-            )
+            .start(function, Some(memory), share, &self.tls, label)
             .await?;
         process
             .invoke(&self.event)
             .await
-            .map_err(|e| anyhow::anyhow!("runtime-only first invocation: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{} first invocation: {e}", function.name()))?;
         let pid = process
             .pid()
-            .context("the runtime-only function has no process")?;
+            .with_context(|| format!("the {} has no process", function.name()))?;
+        Ok((process, pid))
+    }
+
+    /// CPU time per warm invocation of the runtime-only function, over as many invocations as
+    /// the warm trigger's.
+    async fn runtime_only_cpu(&self, memory: u32, share: &Option<CpuShare>) -> Result<Duration> {
+        let label = format!("warm-runtime-only-{memory}");
+        let (process, pid) = self
+            .warmed_up(Function::RuntimeOnly, memory, share, &label)
+            .await?;
         let before = cpu_time(pid)?;
         for _ in 0..self.settings.warm {
             process

@@ -138,7 +138,10 @@ pub fn markdown(bench: &Bench<'_>, results: &Results) -> String {
             ratio(own99, send99),
             ms(warm.cpu_per_invocation),
             ms(warm.runtime_only_cpu_per_invocation),
-            ms(bench.settings.period * warm.memory / 1769),
+            ms(Duration::from_micros(e2e::cpu_share::quota_us(
+                warm.memory,
+                bench.settings.period.as_micros() as u64
+            ))),
             ms(bench.settings.period),
         );
     }
