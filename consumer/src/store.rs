@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -74,17 +73,15 @@ pub struct WriteError {
 
 impl Store {
     pub async fn connect(config: &ConsumerConfig) -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(config.sdk_max_attempts))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(1))
-                    .operation_attempt_timeout(Duration::from_secs(2))
-                    .operation_timeout(Duration::from_secs(6))
-                    .build(),
-            )
-            .load()
-            .await;
+        let sdk = sdk_config::load(
+            RetryConfig::standard().with_max_attempts(config.sdk_max_attempts),
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+        .await;
         Self {
             client: aws_sdk_dynamodb::Client::new(&sdk),
             users_table: config.users_table.clone(),

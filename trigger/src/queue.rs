@@ -5,7 +5,6 @@
 //! so the whole invocation stays well inside the 5 s Cognito gives a trigger. No second retry
 //! layer: there is no time for one, and Cognito itself retries a trigger that times out.
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -32,22 +31,18 @@ impl EnqueueError {
 
 impl SyncQueue {
     pub async fn connect(config: &TriggerConfig) -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(config.enqueue_max_attempts)
-                    .with_initial_backoff(Duration::from_millis(50))
-                    .with_max_backoff(Duration::from_millis(400)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(config.enqueue_attempt_timeout.min(Duration::from_millis(500)))
-                    .operation_attempt_timeout(config.enqueue_attempt_timeout)
-                    .operation_timeout(config.enqueue_timeout)
-                    .build(),
-            )
-            .load()
-            .await;
+        let sdk = sdk_config::load(
+            RetryConfig::standard()
+                .with_max_attempts(config.enqueue_max_attempts)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(400)),
+            TimeoutConfig::builder()
+                .connect_timeout(config.enqueue_attempt_timeout.min(Duration::from_millis(500)))
+                .operation_attempt_timeout(config.enqueue_attempt_timeout)
+                .operation_timeout(config.enqueue_timeout)
+                .build(),
+        )
+        .await;
         Self {
             client: aws_sdk_sqs::Client::new(&sdk),
             url: config.queue_url.clone(),

@@ -110,6 +110,9 @@ pub struct ColdSample {
     pub first_answer: Duration,
     /// The first invocation alone.
     pub first_invocation: Duration,
+    /// CPU time the process had used by its first answer (init and first invocation): unlike
+    /// the times, not rounded to the CFS periods a small share spreads it over.
+    pub cpu_to_answer: Duration,
     /// TLS handshakes (connections) the process made to the proxy.
     pub connections: u64,
     /// Requests that reached the proxy: more than one per call is a retried attempt.
@@ -375,6 +378,7 @@ impl Bench<'_> {
                 times
             }
         };
+        let cpu_to_answer = cpu_time(process.pid().context("the function has no process")?)?;
         let started = process.process_times().context("no process times")?;
         let sample = ColdSample {
             init: started.init().context("the function never polled")?,
@@ -383,6 +387,7 @@ impl Bench<'_> {
                 .context("no answer time")?
                 .saturating_duration_since(started.spawned),
             first_invocation: times.own().context("no invocation time")?,
+            cpu_to_answer,
             connections: proxy.connections() - connections,
             requests: proxy.take_timings().len(),
             peak_rss_kib: process.peak_rss_kib().unwrap_or_default(),

@@ -1,0 +1,87 @@
+//! The AWS SDK configuration the functions load at init.
+//!
+//! Two departures from `aws_config::defaults`, both measured by `scripts/bench` on the cold
+//! start at 128 MB's CPU share (docs/performance.md, "Init: the credentials chain"):
+//!
+//! - **Credentials from the environment, when it has them.** Lambda gives a function its
+//!   execution role's credentials in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+//!   `AWS_SESSION_TOKEN`, the first place the default chain looks, so the chain's answer is the
+//!   same. Building the whole chain is not free: its web-identity provider creates an STS
+//!   client, whose HTTPS connector loads and parses the trust store at init, for a provider
+//!   that is never asked. Without those variables (a laptop, a profile) the default chain is
+//!   built as usual.
+//! - **No stalled-stream protection.** It watches the throughput of streaming bodies; these
+//!   are small JSON bodies that the attempt timeout bounds already, and its per-poll
+//!   bookkeeping was measurable CPU on every call.
+
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// The variables without which the environment holds no credentials.
+const CREDENTIAL_VARIABLES: [&str; 2] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+
+/// Loads the shared SDK configuration with `retry` and `timeouts`; region and endpoint
+/// (`AWS_ENDPOINT_URL`) come from the environment as usual.
+pub async fn load(retry: RetryConfig, timeouts: TimeoutConfig) -> SdkConfig {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+    let loader = if environment_has_credentials(|name| std::env::var_os(name)) {
+        loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    };
+    loader.load().await
+}
+
+/// Whether the environment provider would answer: both variables set and not blank.
+fn environment_has_credentials(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    CREDENTIAL_VARIABLES
+        .iter()
+        .all(|name| var(name).is_some_and(|value| !value.to_string_lossy().trim().is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn lambda_style_credentials_are_taken_from_the_environment() {
+        assert!(environment_has_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ])));
+    }
+
+    #[test]
+    fn without_both_variables_the_default_chain_is_used() {
+        assert!(!environment_has_credentials(env(&[])));
+        assert!(!environment_has_credentials(env(&[(
+            "AWS_ACCESS_KEY_ID",
+            "ASIAEXAMPLE"
+        )])));
+        assert!(!environment_has_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", " "),
+        ])));
+    }
+}
