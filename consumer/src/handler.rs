@@ -69,11 +69,11 @@ pub async fn handle(
     })
     .await;
 
-    let mut response = SqsBatchResponse::default();
     let mut metrics = Metrics::new(&deps.metrics, &COUNTERS);
-    let mut unidentified_failure = false;
+    let mut outcomes = Vec::with_capacity(results.len());
     for (message, result) in results {
-        let message_id = message.message_id.as_deref().filter(|id| !id.is_empty());
+        let message_id = message_id(&message);
+        outcomes.push((message_id.map(str::to_owned), result.is_ok()));
         let receive_count = message
             .attributes
             .get("ApproximateReceiveCount")
@@ -94,23 +94,45 @@ pub async fn handle(
                     receive_count,
                     error = %err,
                 );
-                match message_id {
-                    Some(id) => response.add_failure(id.to_owned()),
-                    None => unidentified_failure = true,
-                }
             }
         }
     }
+    let reported = outcomes.iter().filter(|(id, ok)| !ok && id.is_some()).count();
     metrics.count("WriteRetries", deps.write_retries.swap(0, Ordering::Relaxed));
-    metrics.count("BatchItemFailures", response.batch_item_failures.len() as u64);
+    metrics.count("BatchItemFailures", reported as u64);
     metrics.emit();
-    if unidentified_failure {
-        return Err(UnidentifiedRecordFailed);
-    }
+    let response = batch_response(outcomes)?;
     tracing::info!(
         event = "batch_done",
         failures = response.batch_item_failures.len(),
     );
+    Ok(response)
+}
+
+/// A record's id as Lambda would accept it in `batchItemFailures`: present and not empty.
+pub fn message_id(message: &SqsMessage) -> Option<&str> {
+    message.message_id.as_deref().filter(|id| !id.is_empty())
+}
+
+/// The answer for a batch, from each record's id (see [`message_id`]) and whether it succeeded:
+/// the failed records by id, for SQS to redeliver. Lambda fails the whole batch for an empty
+/// or unknown `itemIdentifier`, so a failed record without an id fails the batch here, openly
+/// (every record is redelivered, which the idempotent writes make harmless).
+pub fn batch_response(
+    outcomes: impl IntoIterator<Item = (Option<String>, bool)>,
+) -> Result<SqsBatchResponse, UnidentifiedRecordFailed> {
+    let mut response = SqsBatchResponse::default();
+    let mut unidentified_failure = false;
+    for (message_id, succeeded) in outcomes {
+        match (succeeded, message_id) {
+            (true, _) => {}
+            (false, Some(id)) => response.add_failure(id),
+            (false, None) => unidentified_failure = true,
+        }
+    }
+    if unidentified_failure {
+        return Err(UnidentifiedRecordFailed);
+    }
     Ok(response)
 }
 
@@ -253,6 +275,56 @@ mod tests {
         assert_eq!(outcome("ok"), ["ok", "ok"]);
         assert_eq!(outcome("panic"), ["panicked"]);
         assert_eq!(outcome("slow"), ["deadline_exceeded"]);
+    }
+
+    /// Records as Lambda delivers them, one without a `messageId` and one with an empty one.
+    fn hand_built_event() -> SqsEvent {
+        serde_json::from_value(serde_json::json!({"Records": [
+            {"messageId": "m-ok", "body": "{}", "attributes": {}, "messageAttributes": {}},
+            {"messageId": "m-failed", "body": "{}", "attributes": {}, "messageAttributes": {}},
+            {"body": "{}", "attributes": {}, "messageAttributes": {}},
+            {"messageId": "", "body": "{}", "attributes": {}, "messageAttributes": {}}
+        ]}))
+        .unwrap()
+    }
+
+    fn outcomes(event: &SqsEvent, failed: &[usize]) -> Vec<(Option<String>, bool)> {
+        event
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (message_id(m).map(str::to_owned), !failed.contains(&i)))
+            .collect()
+    }
+
+    #[test]
+    fn failed_records_are_reported_by_id() {
+        let event = hand_built_event();
+        let response = batch_response(outcomes(&event, &[1])).unwrap();
+        let ids: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, ["m-failed"]);
+        assert!(
+            batch_response(outcomes(&event, &[]))
+                .unwrap()
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_failed_record_without_an_id_or_with_an_empty_one_fails_the_whole_batch() {
+        let event = hand_built_event();
+        assert_eq!(message_id(&event.records[2]), None);
+        assert_eq!(message_id(&event.records[3]), None);
+        assert!(
+            batch_response(outcomes(&event, &[1, 2])).is_err(),
+            "missing messageId"
+        );
+        assert!(batch_response(outcomes(&event, &[3])).is_err(), "empty messageId");
     }
 
     #[test]

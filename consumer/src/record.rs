@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use shared::mapping::sync_items;
-use shared::{EnvelopeError, ProfileId, envelope};
+use shared::{ConfirmedUser, EnvelopeError, ProfileId, SyncItems, envelope};
 use time::OffsetDateTime;
 
 use crate::handler::Deps;
@@ -70,19 +70,35 @@ impl RecordError {
     }
 }
 
-/// Processes one message body. Safe to run any number of times for the same body.
-pub async fn process(deps: &Deps, body: Option<&str>) -> Result<Synced, RecordError> {
+/// What one message asks the consumer to write, decided without AWS.
+#[derive(Debug)]
+pub struct Plan {
+    pub user: ConfirmedUser,
+    pub items: SyncItems,
+}
+
+/// Decides what to write for a message `body` (the envelope decoded, the pool checked, both items
+/// mapped with `now` and checked against DynamoDB's item size limit), or why nothing can be:
+/// every error here is the message's own and will never succeed.
+pub fn plan(body: Option<&str>, user_pool_id: &str, now: OffsetDateTime) -> Result<Plan, RecordError> {
     let user = envelope::decode(body.ok_or(RecordError::MissingBody)?)?;
-    if user.user_pool_id() != deps.config.user_pool_id {
+    if user.user_pool_id() != user_pool_id {
         return Err(RecordError::ForeignUserPool {
-            expected: deps.config.user_pool_id.clone(),
+            expected: user_pool_id.to_owned(),
             actual: user.user_pool_id().to_owned(),
         });
     }
-    let items = sync_items(&user, OffsetDateTime::now_utc());
+    let items = sync_items(&user, now);
     if let Some((table, bytes)) = items.oversized() {
         return Err(RecordError::ItemTooLarge { table, bytes });
     }
+    Ok(Plan { user, items })
+}
+
+/// Processes one message body: [`plan`], then both conditional puts. Safe to run any number of
+/// times for the same body.
+pub async fn process(deps: &Deps, body: Option<&str>) -> Result<Synced, RecordError> {
+    let Plan { user, items } = plan(body, &deps.config.user_pool_id, OffsetDateTime::now_utc())?;
     let (user_outcome, profile_outcome) = tokio::try_join!(
         put_with_retry(deps, Table::Users, &items.user),
         put_with_retry(deps, Table::Profiles, &items.profile),
@@ -119,4 +135,53 @@ async fn put_with_retry(deps: &Deps, table: Table, item: &shared::Item) -> Resul
             );
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ConfirmationSource;
+    use std::collections::BTreeMap;
+
+    const POOL: &str = "us-east-1_A1b2C3";
+    const SUB: &str = "0b5e4a3c-1f2d-4e6a-9b8c-7d6e5f4a3b2c";
+
+    fn body(pool: &str, attributes: &[(&str, &str)]) -> String {
+        let mut all: BTreeMap<String, String> = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        all.insert("sub".into(), SUB.into());
+        let user = ConfirmedUser::new(
+            pool,
+            SUB,
+            "ana",
+            all,
+            OffsetDateTime::UNIX_EPOCH,
+            ConfirmationSource::PostConfirmation,
+        )
+        .unwrap();
+        envelope::encode(&user)
+    }
+
+    #[test]
+    fn a_valid_message_plans_both_items_stamped_with_now() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        let plan = plan(Some(&body(POOL, &[("email", "ana@example.com")])), POOL, now).unwrap();
+        assert_eq!(plan.user.sub(), SUB);
+        assert_eq!(plan.items, sync_items(&plan.user, now));
+    }
+
+    #[test]
+    fn a_message_that_can_never_succeed_is_refused_before_any_write() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let reason = |body: Option<&str>| plan(body, POOL, now).unwrap_err().reason();
+        assert_eq!(reason(None), "missing_body");
+        assert_eq!(reason(Some("not json")), "not_json");
+        assert_eq!(reason(Some(&body("eu-west-1_Other1", &[]))), "foreign_user_pool");
+        let huge = "x".repeat(410 * 1024);
+        let err = plan(Some(&body(POOL, &[("custom:bio", &huge)])), POOL, now).unwrap_err();
+        assert!(matches!(err, RecordError::ItemTooLarge { .. }), "{err}");
+        assert!(err.is_invalid_message());
+    }
 }

@@ -1,7 +1,6 @@
 //! Any bytes as the trigger's invocation payload, read as the handler reads it: JSON, then
-//! `PostConfirmationEvent::from_value`, `.confirmation()`, and for either confirmation the
-//! `ConfirmedUser` built from the event's fields, whose envelope SQS must accept and the consumer
-//! must read back.
+//! `post_confirmation::read`, the one function the handler calls. For either confirmation the
+//! `ConfirmedUser` it returns must give an envelope that SQS accepts and the consumer reads back.
 //!
 //! Never a panic, and no error message other than the fixed ones (serde's own messages quote
 //! values, which may be personal data).
@@ -9,12 +8,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use post_confirmation::{EventError, RefusedEvent};
 use serde_json::Value;
 use shared::envelope::{decode, encode};
 use shared::mapping::sync_items;
-use shared::{ConfirmationSource, ConfirmedUser};
 use time::OffsetDateTime;
-use trigger::event::{Confirmation, EventError, PostConfirmationEvent};
 
 const SHAPE_PREFIX: &str = "event is not a Cognito Post Confirmation event: ";
 
@@ -22,9 +20,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    let event = match PostConfirmationEvent::from_value(&value) {
-        Ok(event) => event,
-        Err(err) => {
+    let user = match post_confirmation::read(&value, None, OffsetDateTime::UNIX_EPOCH) {
+        Ok(user) => user,
+        Err(err @ RefusedEvent::Event(EventError::Shape(_))) => {
             let message = err.to_string();
             let detail = message.strip_prefix(SHAPE_PREFIX).expect("a shape error");
             assert!(
@@ -34,26 +32,14 @@ fuzz_target!(|data: &[u8]| {
             );
             return;
         }
-    };
-    // Both confirmations are enqueued, each with its own source.
-    let source = match event.confirmation() {
-        Ok(Confirmation::SignUp) => ConfirmationSource::PostConfirmation,
-        Ok(Confirmation::ForgotPassword) => ConfirmationSource::PostConfirmationForgotPassword,
-        Err(EventError::UnknownTriggerSource) => return,
-        Err(other) => panic!("confirmation() failed with {other:?}"),
-    };
-    let Some(sub) = event.request.user_attributes.get("sub") else {
-        return;
-    };
-    let Ok(user) = ConfirmedUser::new(
-        &event.user_pool_id,
-        sub,
-        &event.user_name,
-        event.request.user_attributes.clone(),
-        OffsetDateTime::UNIX_EPOCH,
-        source,
-    ) else {
-        return;
+        Err(
+            RefusedEvent::Event(EventError::UnknownTriggerSource)
+            | RefusedEvent::MissingSub
+            | RefusedEvent::InvalidUser(_),
+        ) => return,
+        Err(other @ RefusedEvent::ForeignUserPool { .. }) => {
+            panic!("no pool was expected, yet: {other:?}")
+        }
     };
     // What the trigger enqueues, the consumer reads and maps.
     let body = encode(&user);

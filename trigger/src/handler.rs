@@ -1,12 +1,12 @@
 //! One invocation: read the event, enqueue sign-up confirmations, return the event unchanged.
 
+use post_confirmation::RefusedEvent;
 use serde_json::Value;
+use shared::envelope;
 use shared::metrics::{Metrics, MetricsConfig};
-use shared::{ConfirmationSource, ConfirmedUser, UserError, envelope};
 use time::OffsetDateTime;
 
 use crate::config::TriggerConfig;
-use crate::event::{Confirmation, EventError, PostConfirmationEvent};
 use crate::queue::{EnqueueError, SyncQueue};
 
 /// What lives for the whole execution environment.
@@ -19,18 +19,13 @@ pub struct Deps {
 /// The trigger's metrics, emitted (zero included) on every invocation.
 pub const METRICS: [&str; 2] = ["Enqueued", "EnqueueFailed"];
 
-/// Why the trigger refused an event. Logged in full; Cognito, which passes the function's error
-/// message on to the signing-up user's client, gets only [`TriggerError::public_code`].
+/// Why the trigger failed an invocation. Logged in full; Cognito, which passes the function's
+/// error message on to the signing-up user's client, gets only [`TriggerError::public_code`].
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
+    /// The event is not one to enqueue ([`post_confirmation::read`] says why).
     #[error(transparent)]
-    Event(#[from] EventError),
-    #[error("event is from user pool {actual}, but this trigger serves {expected}")]
-    ForeignUserPool { expected: String, actual: String },
-    #[error("event has no `sub` user attribute")]
-    MissingSub,
-    #[error("event is not a valid confirmation: {0}")]
-    InvalidUser(#[from] UserError),
+    Refused(#[from] RefusedEvent),
     #[error(transparent)]
     Enqueue(#[from] EnqueueError),
 }
@@ -39,10 +34,7 @@ impl TriggerError {
     /// The error's kind, Lambda's `errorType`.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::Event(EventError::Shape(_)) => "InvalidEvent",
-            Self::Event(EventError::UnknownTriggerSource) => "UnknownTriggerSource",
-            Self::ForeignUserPool { .. } => "ForeignUserPool",
-            Self::MissingSub | Self::InvalidUser(_) => "InvalidUser",
+            Self::Refused(refused) => refused.error_type(),
             Self::Enqueue(_) => "EnqueueFailed",
         }
     }
@@ -52,9 +44,7 @@ impl TriggerError {
     /// function: pool ids, ARNs, the account id and the SDK's error stay in the log.
     pub fn public_code(&self) -> &'static str {
         match self {
-            Self::Event(_) => "SYNC-EVENT",
-            Self::ForeignUserPool { .. } => "SYNC-POOL",
-            Self::MissingSub | Self::InvalidUser(_) => "SYNC-USER",
+            Self::Refused(refused) => refused.public_code(),
             Self::Enqueue(_) => "SYNC-QUEUE",
         }
     }
@@ -95,26 +85,11 @@ pub async fn handle(deps: &Deps, event: Value) -> Result<Value, TriggerError> {
 }
 
 async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Result<Value, TriggerError> {
-    let parsed = PostConfirmationEvent::from_value(&event)?;
-    let confirmation = parsed.confirmation()?;
-    if let Some(expected) = &deps.config.expected_user_pool_id
-        && *expected != parsed.user_pool_id
-    {
-        // Pool ids are not secret and not personal: naming both makes the misconfiguration obvious.
-        return Err(TriggerError::ForeignUserPool {
-            expected: expected.clone(),
-            actual: parsed.user_pool_id,
-        });
-    }
-    // A confirmed password reset is enqueued too: for a user synced before, the consumer's
-    // create-only writes make it a no-op; for a user whose first confirmation it is (imported by
-    // a CSV import job, or created by a migrate-user trigger's UserMigration_ForgotPassword), it
-    // is their sync.
-    let source = match confirmation {
-        Confirmation::SignUp => ConfirmationSource::PostConfirmation,
-        Confirmation::ForgotPassword => ConfirmationSource::PostConfirmationForgotPassword,
-    };
-    let user = confirmed_user(parsed, source)?;
+    let user = post_confirmation::read(
+        &event,
+        deps.config.expected_user_pool_id.as_deref(),
+        OffsetDateTime::now_utc(),
+    )?;
     match deps.queue.send(envelope::encode(&user)).await {
         Ok(message_id) => {
             metrics.count("Enqueued", 1);
@@ -147,41 +122,24 @@ async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Resul
     }
 }
 
-fn confirmed_user(
-    event: PostConfirmationEvent,
-    source: ConfirmationSource,
-) -> Result<ConfirmedUser, TriggerError> {
-    let sub = event
-        .request
-        .user_attributes
-        .get("sub")
-        .cloned()
-        .ok_or(TriggerError::MissingSub)?;
-    Ok(ConfirmedUser::new(
-        &event.user_pool_id,
-        &sub,
-        &event.user_name,
-        event.request.user_attributes,
-        OffsetDateTime::now_utc(),
-        source,
-    )?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::queue::EnqueueError;
+    use post_confirmation::EventError;
+    use shared::UserError;
 
     fn all_errors() -> Vec<TriggerError> {
         vec![
-            TriggerError::Event(EventError::Shape("missing field `userName`".into())),
-            TriggerError::Event(EventError::UnknownTriggerSource),
-            TriggerError::ForeignUserPool {
+            RefusedEvent::Event(EventError::Shape("missing field `userName`".into())).into(),
+            RefusedEvent::Event(EventError::UnknownTriggerSource).into(),
+            RefusedEvent::ForeignUserPool {
                 expected: "us-east-1_Ours1".into(),
                 actual: "eu-west-1_Theirs2".into(),
-            },
-            TriggerError::MissingSub,
-            TriggerError::InvalidUser(UserError::InvalidSub),
+            }
+            .into(),
+            RefusedEvent::MissingSub.into(),
+            RefusedEvent::InvalidUser(UserError::InvalidSub).into(),
             TriggerError::Enqueue(EnqueueError::new(
                 "arn:aws:sqs:us-east-1:123456789012:sync https://sqs.us-east-1.amazonaws.com/123456789012/sync".into(),
             )),

@@ -2,6 +2,5 @@
 //! the Lambda runtime, so tests and fuzzers drive the same code.
 
 pub mod config;
-pub mod event;
 pub mod handler;
 pub mod queue;

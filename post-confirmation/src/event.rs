@@ -69,11 +69,12 @@ impl PostConfirmationEvent {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(source: &str) -> Value {
+    /// A Post Confirmation event from `source`, as Cognito sends it.
+    pub(crate) fn event(source: &str) -> Value {
         json!({
             "version": "1",
             "region": "us-east-1",
