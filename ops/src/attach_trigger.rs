@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use shared::timestamp::{format_rfc3339, parse_rfc3339};
 use time::OffsetDateTime;
 
-use crate::users::{self, PoolError};
+use crate::user_pool::{self, PoolError};
 use crate::{Ctx, Outcome, aws};
 
 const COGNITO_PRINCIPAL: &str = "cognito-idp.amazonaws.com";
@@ -48,7 +48,7 @@ pub const POST_CONFIRMATION: &str = "LambdaConfig.PostConfirmation";
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The user pool to attach the trigger to.
-    #[arg(long, value_name = "ID", value_parser = users::parse_pool_id)]
+    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id)]
     pub user_pool_id: String,
     /// The trigger function (default: the stack's TriggerFunctionArn output).
     #[arg(long, value_name = "ARN")]
@@ -591,7 +591,7 @@ pub async fn update_unless_changed(
     read: Option<OffsetDateTime>,
     update: UpdateUserPoolInputBuilder,
 ) -> Result<UserPoolType> {
-    let now = users::describe_pool(&ctx.cognito, pool_id).await?;
+    let now = user_pool::describe_pool(&ctx.cognito, pool_id).await?;
     check_unchanged_since_read(pool_id, read, last_modified(&now)).map_err(anyhow::Error::msg)?;
     update.send_with(&ctx.cognito).await.map_err(|err| {
         let missing = err
@@ -599,7 +599,7 @@ pub async fn update_unless_changed(
             .is_some_and(|e| e.is_resource_not_found_exception());
         PoolError::from_sdk("UpdateUserPool", pool_id, missing, &err)
     })?;
-    Ok(users::describe_pool(&ctx.cognito, pool_id).await?)
+    Ok(user_pool::describe_pool(&ctx.cognito, pool_id).await?)
 }
 
 /// The dry run's hint: how to apply exactly what it showed, and nothing the pool became since.
@@ -620,7 +620,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         .names
         .trigger_function_arn(args.function_arn.as_deref())
         .await?;
-    let pool = users::describe_pool(&ctx.cognito, pool_id).await?;
+    let pool = user_pool::describe_pool(&ctx.cognito, pool_id).await?;
     let read = last_modified(&pool);
     if let Some(expected) = args.expect_last_modified {
         check_expected_modification(pool_id, expected, read).map_err(anyhow::Error::msg)?;

@@ -1,7 +1,7 @@
 //! `backfill`: enqueue the users who confirmed before the trigger was attached.
 //!
 //! Pages through the pool's users and puts on the sync queue every one that must be in the tables
-//! ([`users::must_be_synced`]: confirmed at least once, federated and password-reset users
+//! ([`user_pool::must_be_synced`]: confirmed at least once, federated and password-reset users
 //! included), as the message the trigger would have sent, marked `backfill`. The consumer's writes
 //! are create-only, keyed by the `sub` and a deterministic profile id, so a user already synced
 //! changes nothing: running it twice, or resuming from an earlier page, is safe.
@@ -20,23 +20,23 @@ use aws_sdk_cognitoidentityprovider::types::UserType;
 use serde_json::json;
 
 use crate::queue::{self, Outgoing};
-use crate::users::{self, MAX_PAGE_SIZE, USER_LIST_DEFAULT_QUOTA, UserLister};
+use crate::user_pool::{self, MAX_PAGE_SIZE, USER_LIST_DEFAULT_QUOTA, UserLister};
 use crate::{Ctx, Outcome, progress};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The user pool whose users to enqueue (those confirmed at least once).
-    #[arg(long, value_name = "ID", value_parser = users::parse_pool_id)]
+    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id)]
     pub user_pool_id: String,
     /// Start from this page token, printed by an earlier run (give the same --page-size).
     #[arg(long, value_name = "T")]
     pub from_token: Option<String>,
     /// At most this many ListUsers requests per second (retries included); at most
     /// --user-list-quota.
-    #[arg(long, value_name = "R", default_value = "5", value_parser = users::parse_rate)]
+    #[arg(long, value_name = "R", default_value = "5", value_parser = user_pool::parse_rate)]
     pub rate: f64,
     /// The account's Cognito UserList request-rate quota, if raised above the default 30.
-    #[arg(long, value_name = "R", default_value_t = USER_LIST_DEFAULT_QUOTA, value_parser = users::parse_rate)]
+    #[arg(long, value_name = "R", default_value_t = USER_LIST_DEFAULT_QUOTA, value_parser = user_pool::parse_rate)]
     pub user_list_quota: f64,
     /// Users per ListUsers page (60 is Cognito's maximum).
     #[arg(long, value_name = "N", default_value_t = MAX_PAGE_SIZE,
@@ -67,8 +67,8 @@ pub async fn enqueue(
     let mut outgoing = Vec::with_capacity(users.len());
     for user in users {
         // Reports name users by sub only: usernames and attributes are PII.
-        let label = users::sub_of(user).unwrap_or("(no sub)").to_owned();
-        match users::confirmed_user(pool_id, user) {
+        let label = user_pool::sub_of(user).unwrap_or("(no sub)").to_owned();
+        match user_pool::confirmed_user(pool_id, user) {
             Ok(confirmed) => outgoing.push(Outgoing {
                 label,
                 body: shared::envelope::encode(&confirmed),
@@ -85,7 +85,7 @@ pub async fn enqueue(
 impl Args {
     /// What clap cannot check flag by flag.
     pub fn validate(&self) -> Result<(), String> {
-        users::check_rate(self.rate, self.user_list_quota)
+        user_pool::check_rate(self.rate, self.user_list_quota)
     }
 }
 
@@ -93,7 +93,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     let queue_url = ctx.names.queue_url().await?;
     // Both checked before the first page, so a wrong queue or pool fails with its name.
     queue::inspect(&ctx.sqs, &queue_url).await?;
-    users::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
+    user_pool::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
 
     let lister = UserLister::new(&ctx.cognito, &args.user_pool_id, None, args.page_size, args.rate);
     let bar = progress::spinner("backfill: users enqueued");
@@ -114,7 +114,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         let to_sync: Vec<UserType> = page
             .users
             .into_iter()
-            .filter(|u| users::must_be_synced(u.user_status()))
+            .filter(|u| user_pool::must_be_synced(u.user_status()))
             .collect();
         selected += to_sync.len();
         let done = enqueue(&ctx.sqs, &queue_url, &args.user_pool_id, &to_sync).await;

@@ -27,12 +27,12 @@ use crate::attach_trigger::{
     self, Detachment, POST_CONFIRMATION, apply_hint, changes_json, check_expected_modification,
     checked_changes, last_modified, plan_detach, post_confirmation, update_unless_changed,
 };
-use crate::{Ctx, Outcome, users};
+use crate::{Ctx, Outcome, user_pool};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The user pool to remove the trigger from.
-    #[arg(long, value_name = "ID", value_parser = users::parse_pool_id)]
+    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id)]
     pub user_pool_id: String,
     /// This deployment's trigger function (default: the stack's TriggerFunctionArn output; once
     /// the stack is deleted, give it here).
@@ -54,7 +54,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         // Typically after the stack was deleted: say what the pool names, so that the operator
         // can tell whether it is the deleted trigger (an ARN is not personal data).
         Err(err) => {
-            let named = users::describe_pool(&ctx.cognito, pool_id)
+            let named = user_pool::describe_pool(&ctx.cognito, pool_id)
                 .await
                 .ok()
                 .and_then(|pool| post_confirmation(&pool).map(str::to_owned));
@@ -67,7 +67,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
             });
         }
     };
-    let pool = users::describe_pool(&ctx.cognito, pool_id).await?;
+    let pool = user_pool::describe_pool(&ctx.cognito, pool_id).await?;
     let read = last_modified(&pool);
     if let Some(expected) = args.expect_last_modified {
         check_expected_modification(pool_id, expected, read).map_err(anyhow::Error::msg)?;

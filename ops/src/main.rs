@@ -28,7 +28,7 @@ mod progress;
 mod queue;
 mod reconcile;
 mod stack;
-mod users;
+mod user_pool;
 
 /// Operate a cognito-user-sync deployment: its dead-letter queue, users who confirmed before the
 /// trigger was attached, and the trigger's attachment to a user pool.

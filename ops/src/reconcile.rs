@@ -3,7 +3,7 @@
 //! Lists every user of the pool once, scans the keys of the users table and of the profiles
 //! table, and reports:
 //!
-//! - **missing**, per table: users the selection ([`users::must_be_synced`]: confirmed at least
+//! - **missing**, per table: users the selection ([`user_pool::must_be_synced`]: confirmed at least
 //!   once) says must be synced and who have no users item, or no profile item (the profile's key
 //!   is derived from the pool and the `sub`, so "has a profile" is a key lookup). Causes:
 //!   confirmed before the trigger was attached, an `enqueue_failed` at confirmation, a message
@@ -25,30 +25,30 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::ProfileId;
 
-use crate::users::{self, MAX_PAGE_SIZE, USER_LIST_DEFAULT_QUOTA, UserLister};
+use crate::user_pool::{self, MAX_PAGE_SIZE, USER_LIST_DEFAULT_QUOTA, UserLister};
 use crate::{Ctx, Outcome, aws, backfill, progress, queue};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The user pool to compare with the users and profiles tables.
-    #[arg(long, value_name = "ID", value_parser = users::parse_pool_id)]
+    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id)]
     pub user_pool_id: String,
     /// Enqueue the missing users (as backfill does).
     #[arg(long)]
     pub repair: bool,
     /// At most this many ListUsers requests per second (retries included); at most
     /// --user-list-quota.
-    #[arg(long, value_name = "R", default_value = "5", value_parser = users::parse_rate)]
+    #[arg(long, value_name = "R", default_value = "5", value_parser = user_pool::parse_rate)]
     pub rate: f64,
     /// The account's Cognito UserList request-rate quota, if raised above the default 30.
-    #[arg(long, value_name = "R", default_value_t = USER_LIST_DEFAULT_QUOTA, value_parser = users::parse_rate)]
+    #[arg(long, value_name = "R", default_value_t = USER_LIST_DEFAULT_QUOTA, value_parser = user_pool::parse_rate)]
     pub user_list_quota: f64,
 }
 
 impl Args {
     /// What clap cannot check flag by flag.
     pub fn validate(&self) -> Result<(), String> {
-        users::check_rate(self.rate, self.user_list_quota)
+        user_pool::check_rate(self.rate, self.user_list_quota)
     }
 }
 
@@ -116,7 +116,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     } else {
         None
     };
-    users::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
+    user_pool::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
 
     let pool_users = list_pool(ctx, args).await?;
     let stored = Stored {
@@ -125,15 +125,15 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     };
     let in_pool: BTreeSet<String> = pool_users
         .iter()
-        .filter_map(|u| users::sub_of(u).map(str::to_lowercase))
+        .filter_map(|u| user_pool::sub_of(u).map(str::to_lowercase))
         .collect();
     let to_sync: Vec<&UserType> = pool_users
         .iter()
-        .filter(|u| users::must_be_synced(u.user_status()))
+        .filter(|u| user_pool::must_be_synced(u.user_status()))
         .collect();
     let must_sync: BTreeSet<String> = to_sync
         .iter()
-        .filter_map(|u| users::sub_of(u).map(str::to_lowercase))
+        .filter_map(|u| user_pool::sub_of(u).map(str::to_lowercase))
         .collect();
     let gap = compare(&args.user_pool_id, &must_sync, &in_pool, &stored);
     let missing = gap.missing();
@@ -143,7 +143,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         let wanted: BTreeSet<&str> = missing.iter().map(String::as_str).collect();
         let to_send: Vec<UserType> = to_sync
             .iter()
-            .filter(|u| users::sub_of(u).is_some_and(|s| wanted.contains(s.to_lowercase().as_str())))
+            .filter(|u| user_pool::sub_of(u).is_some_and(|s| wanted.contains(s.to_lowercase().as_str())))
             .map(|u| (*u).clone())
             .collect();
         let done = backfill::enqueue(&ctx.sqs, url, &args.user_pool_id, &to_send).await;
