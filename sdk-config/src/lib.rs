@@ -26,11 +26,20 @@ const CREDENTIAL_VARIABLES: [&str; 2] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS
 /// Loads the shared SDK configuration with `retry` and `timeouts`; region and endpoint
 /// (`AWS_ENDPOINT_URL`) come from the environment as usual.
 pub async fn load(retry: RetryConfig, timeouts: TimeoutConfig) -> SdkConfig {
+    let credentials_in_environment = environment_has_credentials(|name| std::env::var_os(name));
+    load_with(retry, timeouts, credentials_in_environment).await
+}
+
+async fn load_with(
+    retry: RetryConfig,
+    timeouts: TimeoutConfig,
+    credentials_in_environment: bool,
+) -> SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry)
         .timeout_config(timeouts)
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
-    let loader = if environment_has_credentials(|name| std::env::var_os(name)) {
+    let loader = if credentials_in_environment {
         loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
     } else {
         loader
@@ -70,6 +79,39 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "secret"),
             ("AWS_SESSION_TOKEN", "token"),
         ])));
+    }
+
+    /// The provider the loaded configuration asks, by its type name (its `Debug` output).
+    async fn provider_of(credentials_in_environment: bool) -> (String, SdkConfig) {
+        let sdk = load_with(
+            RetryConfig::standard(),
+            TimeoutConfig::builder().build(),
+            credentials_in_environment,
+        )
+        .await;
+        let provider = format!(
+            "{:?}",
+            sdk.credentials_provider().expect("a credentials provider")
+        );
+        (provider, sdk)
+    }
+
+    #[tokio::test]
+    async fn with_credentials_in_the_environment_only_the_environment_provider_is_built() {
+        let (provider, sdk) = provider_of(true).await;
+        assert!(
+            provider.contains("EnvironmentVariableCredentialsProvider"),
+            "{provider}"
+        );
+        assert!(!provider.contains("DefaultCredentialsChain"), "{provider}");
+        let stalled = sdk.stalled_stream_protection().expect("set explicitly");
+        assert!(!stalled.is_enabled());
+    }
+
+    #[tokio::test]
+    async fn without_them_the_default_chain_is_built() {
+        let (provider, _) = provider_of(false).await;
+        assert!(provider.contains("DefaultCredentialsChain"), "{provider}");
     }
 
     #[test]
