@@ -160,12 +160,13 @@ fn to_attribute_value(value: &ItemValue) -> AttributeValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::mapping::USERS_KEY;
     use std::collections::BTreeMap;
 
     #[test]
     fn every_item_value_maps_to_its_dynamodb_type() {
         let mut item = Item::new();
-        item.insert("user_id", ItemValue::S("u1".into()));
+        item.insert(USERS_KEY, ItemValue::S("u1".into()));
         item.insert("email_verified", ItemValue::Bool(true));
         item.insert("id_type", ItemValue::Null);
         item.insert(
@@ -173,7 +174,7 @@ mod tests {
             ItemValue::M(BTreeMap::from([("custom:plan".to_owned(), "pro".to_owned())])),
         );
         let av = to_attribute_values(&item);
-        assert_eq!(av["user_id"], AttributeValue::S("u1".into()));
+        assert_eq!(av[USERS_KEY], AttributeValue::S("u1".into()));
         assert_eq!(av["email_verified"], AttributeValue::Bool(true));
         assert_eq!(av["id_type"], AttributeValue::Null(true));
         assert_eq!(

@@ -17,6 +17,7 @@
 //!
 //! The comparison is a plain function ([`compare`]); the rest is listing.
 
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
@@ -120,8 +121,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
 
     let pool_users = list_pool(ctx, args).await?;
     let stored = Stored {
-        users: scan_keys(&ctx.dynamodb, &users_table, "user_id").await?,
-        profiles: scan_keys(&ctx.dynamodb, &profiles_table, "profile_id").await?,
+        users: scan_keys(&ctx.dynamodb, &users_table, USERS_KEY).await?,
+        profiles: scan_keys(&ctx.dynamodb, &profiles_table, PROFILES_KEY).await?,
     };
     let in_pool: BTreeSet<String> = pool_users
         .iter()

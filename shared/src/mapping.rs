@@ -81,7 +81,7 @@ pub fn sync_items(user: &ConfirmedUser, now: OffsetDateTime) -> SyncItems {
     item.insert(USERS_KEY, ItemValue::S(user.sub().to_owned()));
     item.insert("username", ItemValue::S(user.username().to_owned()));
     item.insert("user_pool_id", ItemValue::S(user.user_pool_id().to_owned()));
-    item.insert("profile_id", ItemValue::S(profile_id.clone()));
+    item.insert(PROFILES_KEY, ItemValue::S(profile_id.clone()));
     for name in COPIED_STRINGS {
         if let Some(value) = user.attribute(name) {
             item.insert(name, ItemValue::S(value.to_owned()));
@@ -107,7 +107,8 @@ pub fn sync_items(user: &ConfirmedUser, now: OffsetDateTime) -> SyncItems {
 
     let mut profile = Item::new();
     profile.insert(PROFILES_KEY, ItemValue::S(profile_id));
-    profile.insert("user_id", ItemValue::S(user.sub().to_owned()));
+    // Under the users table's key name: the profiles table's index is on it.
+    profile.insert(USERS_KEY, ItemValue::S(user.sub().to_owned()));
     profile.insert("full_name", ItemValue::S(full_name(user)));
     // The application fills these in; NULL says "known to be unknown" rather than absent.
     profile.insert("id_type", ItemValue::Null);
@@ -193,10 +194,10 @@ mod tests {
         let profile_id = ProfileId::derive(POOL, SUB).to_string();
 
         let u = &items.user;
-        assert_eq!(u["user_id"], s(SUB));
+        assert_eq!(u[USERS_KEY], s(SUB));
         assert_eq!(u["username"], s("ana.user"));
         assert_eq!(u["user_pool_id"], s(POOL));
-        assert_eq!(u["profile_id"], s(&profile_id));
+        assert_eq!(u[PROFILES_KEY], s(&profile_id));
         assert_eq!(u["email"], s("ana@example.com"));
         assert_eq!(u["email_verified"], ItemValue::Bool(true));
         assert_eq!(u["phone_number"], s("+15550100"));
@@ -215,8 +216,8 @@ mod tests {
         assert_eq!(u.len(), 15);
 
         let p = &items.profile;
-        assert_eq!(p["profile_id"], s(&profile_id));
-        assert_eq!(p["user_id"], s(SUB));
+        assert_eq!(p[PROFILES_KEY], s(&profile_id));
+        assert_eq!(p[USERS_KEY], s(SUB));
         assert_eq!(p["full_name"], s("Ána Łopez"));
         assert_eq!(p["id_type"], ItemValue::Null);
         assert_eq!(p["id_number"], ItemValue::Null);

@@ -572,9 +572,9 @@ proptest! {
         let sub = parts.sub.to_lowercase();
         let profile_id = ProfileId::derive(&parts.pool, &sub).to_string();
         prop_assert_eq!(&items.user[USERS_KEY], &s(&sub));
-        prop_assert_eq!(&items.user["profile_id"], &s(&profile_id));
+        prop_assert_eq!(&items.user[PROFILES_KEY], &s(&profile_id));
         prop_assert_eq!(&items.profile[PROFILES_KEY], &s(&profile_id));
-        prop_assert_eq!(&items.profile["user_id"], &s(&sub));
+        prop_assert_eq!(&items.profile[USERS_KEY], &s(&sub));
     }
 
     #[test]

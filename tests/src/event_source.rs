@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{
 };
 use serde_json::{Value, json};
 
-use crate::lambda::LambdaFunction;
+use crate::runtime_api::LambdaFunction;
 
 pub struct SqsEventSource<'a> {
     pub sqs: &'a Client,

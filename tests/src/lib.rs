@@ -4,7 +4,7 @@
 //! control plane are moto in server mode, reached through the AWS SDK for Rust. What moto cannot
 //! do is run a Lambda function, so this crate runs the real compiled binaries itself:
 //!
-//! - [`lambda`]: a Lambda Runtime API emulator that starts a binary as a child process and feeds
+//! - [`runtime_api`]: a Lambda Runtime API emulator that starts a binary as a child process and feeds
 //!   it invocations, as the Lambda service does;
 //! - [`event_source`]: an SQS event-source-mapping emulator that builds the exact Lambda SQS
 //!   event, deletes the successes and leaves the reported failures for redelivery;
@@ -17,11 +17,11 @@ pub mod cpu_share;
 pub mod emf;
 pub mod event_source;
 pub mod fault_proxy;
-pub mod lambda;
 pub mod moto;
 pub mod ops_cli;
 pub mod paths;
 pub mod pipeline;
+pub mod runtime_api;
 pub mod stack;
 pub mod throwaway_ca;
 

@@ -1,6 +1,7 @@
 //! The whole pipeline on the local stack, one call away: moto, the deployed template, a user
 //! pool, the real trigger and consumer binaries, and the SQS event source.
 
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +15,9 @@ use serde_json::Value;
 
 use crate::cognito::{self, UserPool};
 use crate::event_source::{PollReport, SqsEventSource};
-use crate::lambda::{InvokeError, LambdaFunction, Placement};
 use crate::moto::MotoServer;
 use crate::paths::{log_dir, workspace_binary};
+use crate::runtime_api::{InvokeError, LambdaFunction, Placement};
 use crate::stack::{self, DeployedStack, EventSourceSettings};
 
 /// A DynamoDB item as read back.
@@ -124,6 +125,19 @@ impl LocalPipeline {
         let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
         let pool = cognito::create_user_pool(&cognito, "cognito-user-sync-local").await?;
         let stack = stack::deploy(&sdk, "cognito-user-sync", &[("ExistingUserPoolId", &pool.id)]).await?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        // moto builds a service's request handler on its first request over HTTP, and twenty
+        // first requests arriving together (the consumer's first batch: two puts per record)
+        // take it 2-3 s, against 70 ms for one, more than an attempt's timeout. DynamoDB has no
+        // such cold start, so the harness makes that first request itself.
+        for table in ["UsersTableName", "ProfilesTableName"] {
+            dynamodb
+                .describe_table()
+                .table_name(stack.output(table)?)
+                .send()
+                .await
+                .with_context(|| format!("DescribeTable of the stack's {table} failed"))?;
+        }
 
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         sqs.set_queue_attributes()
@@ -187,7 +201,7 @@ impl LocalPipeline {
         }
 
         Ok(Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            dynamodb,
             cognito,
             sqs,
             sdk,
@@ -534,7 +548,7 @@ impl LocalPipeline {
             .dynamodb
             .get_item()
             .table_name(self.users_table())
-            .key("user_id", AttributeValue::S(sub.to_owned()))
+            .key(USERS_KEY, AttributeValue::S(sub.to_owned()))
             .consistent_read(true)
             .send()
             .await
@@ -547,7 +561,7 @@ impl LocalPipeline {
             .dynamodb
             .get_item()
             .table_name(self.profiles_table())
-            .key("profile_id", AttributeValue::S(profile_id.to_owned()))
+            .key(PROFILES_KEY, AttributeValue::S(profile_id.to_owned()))
             .consistent_read(true)
             .send()
             .await
@@ -645,7 +659,7 @@ impl LocalPipeline {
     /// function writes its log lines before it answers, but they reach us through a pipe that
     /// is read concurrently, so wait until no new line arrived for a moment.
     pub async fn settled_log_lines(&self) -> Vec<String> {
-        crate::lambda::settled(|| self.log_lines()).await
+        crate::runtime_api::settled(|| self.log_lines()).await
     }
 
     /// Every line either function printed so far, across restarts.

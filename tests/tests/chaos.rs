@@ -21,6 +21,7 @@
 //! `dlq_redriven`, messages the operator moved back; `lost`, `duplicated` and `overwritten`,
 //! counted from the tables and asserted to be 0.
 
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,9 +30,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::event_source::PollReport;
 use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy, PUT_ITEM, SEND_MESSAGE, SplitMix64};
-use e2e::lambda::{LambdaFunction, kill_process};
 use e2e::ops_cli::OpsRun;
 use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
+use e2e::runtime_api::{LambdaFunction, kill_process};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -503,7 +504,7 @@ async fn edit_profiles(
             .update_item()
             .table_name(pipeline.profiles_table())
             .key(
-                "profile_id",
+                PROFILES_KEY,
                 AttributeValue::S(profile_id_of(pipeline, &user.sub)),
             )
             .update_expression("SET id_type = :t, id_number = :n, full_name = :f, updated_at = :u")
@@ -770,17 +771,17 @@ impl Tables {
                 .collect()
         };
         Self {
-            users: keyed(pipeline.scan(pipeline.users_table()).await.unwrap(), "user_id"),
+            users: keyed(pipeline.scan(pipeline.users_table()).await.unwrap(), USERS_KEY),
             profiles: keyed(
                 pipeline.scan(pipeline.profiles_table()).await.unwrap(),
-                "profile_id",
+                PROFILES_KEY,
             ),
         }
     }
 
     /// Users without a users item or without a profile.
     fn lost<'s>(&self, subs: &BTreeSet<&'s str>) -> Vec<&'s str> {
-        let with_profile: BTreeSet<&str> = self.profiles.values().filter_map(|p| s(p, "user_id")).collect();
+        let with_profile: BTreeSet<&str> = self.profiles.values().filter_map(|p| s(p, USERS_KEY)).collect();
         subs.iter()
             .filter(|sub| !self.users.contains_key(**sub) || !with_profile.contains(**sub))
             .copied()
@@ -797,13 +798,13 @@ impl Tables {
             .map(|sub| format!("users item of unknown {sub}"))
             .collect();
         for (profile_id, profile) in &self.profiles {
-            let sub = s(profile, "user_id").unwrap_or_default();
+            let sub = s(profile, USERS_KEY).unwrap_or_default();
             if !subs.contains(sub) || *profile_id != ProfileId::derive(pool_id, sub).to_string() {
                 wrong.push(format!("profile {profile_id} of {sub}"));
             }
         }
         for (sub, user) in &self.users {
-            if s(user, "profile_id") != Some(ProfileId::derive(pool_id, sub).to_string().as_str()) {
+            if s(user, PROFILES_KEY) != Some(ProfileId::derive(pool_id, sub).to_string().as_str()) {
                 wrong.push(format!("users item {sub} points at another profile"));
             }
         }

@@ -3,13 +3,14 @@
 //! send. `pipeline.rs` already covers the plain cases (malformed bodies, one foreign pool, one
 //! refused event of each kind, blank attributes); these are the ones that try harder.
 
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::event_source::PollReport;
-use e2e::lambda::InvokeError;
 use e2e::pipeline::{ConfirmedSignUp, s};
+use e2e::runtime_api::InvokeError;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
 use shared::mapping::{Item, item_size, sync_items};
@@ -172,8 +173,8 @@ async fn values_that_look_like_expressions_or_injections_are_stored_verbatim_and
     // names inside the `attributes` map and can never replace a key.
     let mut event = signed_up.event.clone();
     let forged = user_attributes(&mut event);
-    forged.insert("user_id".into(), json!("00000000-0000-4000-8000-000000000000"));
-    forged.insert("profile_id".into(), json!("attribute_not_exists(profile_id)"));
+    forged.insert(USERS_KEY.into(), json!("00000000-0000-4000-8000-000000000000"));
+    forged.insert(PROFILES_KEY.into(), json!("attribute_not_exists(profile_id)"));
     forged.insert("custom:#k = :v".into(), json!(":v"));
     let sent: BTreeMap<String, String> =
         serde_json::from_value(event["request"]["userAttributes"].clone()).unwrap();
@@ -185,8 +186,8 @@ async fn values_that_look_like_expressions_or_injections_are_stored_verbatim_and
     let sub = &signed_up.sub;
     let profile_id = profile_id_of(&pipeline, sub);
     let item = pipeline.user_item(sub).await.unwrap().expect("users item");
-    assert_eq!(s(&item, "user_id"), Some(sub.as_str()));
-    assert_eq!(s(&item, "profile_id"), Some(profile_id.as_str()));
+    assert_eq!(s(&item, USERS_KEY), Some(sub.as_str()));
+    assert_eq!(s(&item, PROFILES_KEY), Some(profile_id.as_str()));
     assert_eq!(s(&item, "username"), Some(username));
     for name in ["email", "given_name", "family_name", "name"] {
         assert_eq!(s(&item, name), Some(sent[name].as_str()), "{name}");
@@ -206,7 +207,7 @@ async fn values_that_look_like_expressions_or_injections_are_stored_verbatim_and
         .expect("profile");
     let full_name = format!("{} {}", sent["given_name"], sent["family_name"]);
     assert_eq!(s(&profile, "full_name"), Some(full_name.as_str()));
-    assert_eq!(s(&profile, "user_id"), Some(sub.as_str()));
+    assert_eq!(s(&profile, USERS_KEY), Some(sub.as_str()));
 
     // Cognito retries the trigger: the second delivery finds both items and changes nothing.
     assert_eq!(pipeline.invoke_trigger(&event).await.unwrap(), event);

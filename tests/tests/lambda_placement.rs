@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use e2e::cpu_share::{CpuShare, DEFAULT_PERIOD};
-use e2e::lambda::{LambdaFunction, Placement};
 use e2e::paths::{log_dir, workspace_binary};
+use e2e::runtime_api::{LambdaFunction, Placement};
 use serde_json::json;
 
 #[tokio::test]
@@ -78,6 +78,38 @@ async fn a_placed_function_runs_in_its_cpu_share_with_its_memory_setting_and_rep
         "the function is not told its memory setting"
     );
     drop(function);
+}
+
+#[tokio::test]
+async fn the_timeout_runs_from_delivery_so_a_slow_init_does_not_eat_the_first_invocation() {
+    // Lambda bounds an on-demand init by its own 10 s limit and starts the function's timeout
+    // when the invoke phase begins. A process that takes 1.5 s to start, with a 1 s timeout,
+    // still answers its first invocation, in the same process.
+    let function = LambdaFunction::start_placed(
+        "slow-init-runtime-only",
+        &workspace_binary("runtime_only").unwrap(),
+        &HashMap::new(),
+        Duration::from_secs(1),
+        &log_dir("lambda-placement"),
+        Placement {
+            launcher: ["sh", "-c", "sleep 1.5; exec \"$0\""]
+                .map(std::ffi::OsString::from)
+                .to_vec(),
+            ..Placement::default()
+        },
+    )
+    .await
+    .unwrap();
+    let payload = json!({"echo": "after a slow init"});
+    let (answer, times) = function.invoke_timed(&payload).await;
+    assert_eq!(answer.unwrap(), payload);
+    let init = function.process_times().and_then(|p| p.init()).expect("timed");
+    assert!(
+        init >= Duration::from_millis(1500),
+        "the launcher did not delay init: {init:?}"
+    );
+    assert!(times.own().unwrap() < Duration::from_secs(1), "{times:?}");
+    assert_eq!(function.starts(), 1, "not killed during its init");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! the trigger and consumer binaries) and runs `ops` as an operator would: as a process, with
 //! the SDK's standard environment (`AWS_ENDPOINT_URL` pointing at moto) and `--json` reports.
 
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -139,8 +140,8 @@ async fn admin_created(pipeline: &LocalPipeline, username: &str) {
 /// The subs with a users item, and the subs with a profile, sorted.
 async fn synced(pipeline: &LocalPipeline) -> (Vec<String>, Vec<String>) {
     (
-        table_keys(pipeline, pipeline.users_table(), "user_id").await,
-        table_keys(pipeline, pipeline.profiles_table(), "user_id").await,
+        table_keys(pipeline, pipeline.users_table(), USERS_KEY).await,
+        table_keys(pipeline, pipeline.profiles_table(), USERS_KEY).await,
     )
 }
 
@@ -576,7 +577,7 @@ async fn reconcile_finds_users_missing_from_either_table_and_orphans_and_repair_
             .await
             .unwrap()
             .iter()
-            .filter_map(|i| s(i, "user_id").map(str::to_owned)),
+            .filter_map(|i| s(i, USERS_KEY).map(str::to_owned)),
     )
     .remove(0);
     let half_user_item = pipeline.user_item(&half).await.unwrap().unwrap();
@@ -585,7 +586,7 @@ async fn reconcile_finds_users_missing_from_either_table_and_orphans_and_repair_
         .delete_item()
         .table_name(pipeline.profiles_table())
         .key(
-            "profile_id",
+            PROFILES_KEY,
             AttributeValue::S(shared::ProfileId::derive(&pipeline.pool.id, &half).to_string()),
         )
         .send()
@@ -604,7 +605,7 @@ async fn reconcile_finds_users_missing_from_either_table_and_orphans_and_repair_
         .dynamodb
         .put_item()
         .table_name(pipeline.users_table())
-        .item("user_id", AttributeValue::S(orphan.clone()))
+        .item(USERS_KEY, AttributeValue::S(orphan.clone()))
         .item("user_pool_id", AttributeValue::S(pipeline.pool.id.clone()))
         .send()
         .await

@@ -2,13 +2,14 @@
 //! deployed into it. Each test starts its own moto on a free port (stopped by PID at the end),
 //! so tests run in parallel without sharing anything.
 
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::HashSet;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::lambda::InvokeError;
 use e2e::moto::free_port;
 use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
+use e2e::runtime_api::InvokeError;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
 use shared::ProfileId;
@@ -114,7 +115,7 @@ async fn many_users_with_unicode_names_and_custom_attributes_land_in_both_tables
         let profile_id = profile_id_of(&pipeline, &signed_up.sub);
         assert_eq!(s(&item, "username"), Some(user.username.as_str()));
         assert_eq!(s(&item, "user_pool_id"), Some(pipeline.pool.id.as_str()));
-        assert_eq!(s(&item, "profile_id"), Some(profile_id.as_str()));
+        assert_eq!(s(&item, PROFILES_KEY), Some(profile_id.as_str()));
         for name in ["email", "given_name", "family_name", "phone_number"] {
             assert_eq!(s(&item, name), Some(user.attributes[name].as_str()), "{name}");
         }
@@ -146,7 +147,7 @@ async fn many_users_with_unicode_names_and_custom_attributes_land_in_both_tables
             user.attributes["given_name"], user.attributes["family_name"]
         );
         assert_eq!(s(&profile, "full_name"), Some(expected_name.as_str()));
-        assert_eq!(s(&profile, "user_id"), Some(signed_up.sub.as_str()));
+        assert_eq!(s(&profile, USERS_KEY), Some(signed_up.sub.as_str()));
         assert_eq!(profile["id_type"], AttributeValue::Null(true));
         assert_eq!(profile["id_number"], AttributeValue::Null(true));
     }
@@ -315,8 +316,8 @@ async fn same_user_confirmed_three_times_gives_one_users_item_and_one_profile() 
     let profiles = pipeline.profiles_of(&signed_up.sub).await.unwrap();
     assert_eq!(profiles.len(), 1, "one profile per user, whatever the retries");
     let profile_id = profile_id_of(&pipeline, &signed_up.sub);
-    assert_eq!(s(&profiles[0], "profile_id"), Some(profile_id.as_str()));
-    assert_eq!(s(&users[0], "profile_id"), Some(profile_id.as_str()));
+    assert_eq!(s(&profiles[0], PROFILES_KEY), Some(profile_id.as_str()));
+    assert_eq!(s(&users[0], PROFILES_KEY), Some(profile_id.as_str()));
     // The three messages may be processed concurrently, but each item is written exactly once.
     let mut outcomes = pipeline.log_events("synced").await;
     outcomes.extend(pipeline.log_events("already_synced").await);
@@ -379,7 +380,7 @@ async fn application_edit_of_a_profile_survives_redelivery() {
         .dynamodb
         .update_item()
         .table_name(pipeline.profiles_table())
-        .key("profile_id", AttributeValue::S(profile_id.clone()))
+        .key(PROFILES_KEY, AttributeValue::S(profile_id.clone()))
         .update_expression("SET id_type = :t, id_number = :n, full_name = :f, updated_at = :u")
         .expression_attribute_values(":t", AttributeValue::S("passport".into()))
         .expression_attribute_values(":n", AttributeValue::S("X1234567".into()))
@@ -563,7 +564,7 @@ async fn message_redriven_from_the_dlq_is_processed_once() {
         .unwrap()
         .expect("users item after redrive");
     let profile_id = profile_id_of(&pipeline, &signed_up.sub);
-    assert_eq!(s(&item, "profile_id"), Some(profile_id.as_str()));
+    assert_eq!(s(&item, PROFILES_KEY), Some(profile_id.as_str()));
 
     // A second redrive (nothing left) and a stray duplicate change nothing.
     assert_eq!(pipeline.redrive_dlq().await.unwrap(), 0);

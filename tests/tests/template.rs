@@ -2,6 +2,7 @@
 //! the alarm e-mail subscription), cannot enforce (IAM) or does not check (the dashboard's body),
 //! checked in the template itself, after the same SAM translation the local deploy uses.
 
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
@@ -156,7 +157,7 @@ fn queues_refuse_requests_without_tls() {
 #[test]
 fn tables_are_on_demand_recoverable_and_encrypted() {
     let t = template();
-    for (name, key) in [("UsersTable", "user_id"), ("ProfilesTable", "profile_id")] {
+    for (name, key) in [("UsersTable", USERS_KEY), ("ProfilesTable", PROFILES_KEY)] {
         let table = resource(&t, name);
         let p = &table["Properties"];
         assert_eq!(
@@ -174,7 +175,7 @@ fn tables_are_on_demand_recoverable_and_encrypted() {
     }
     let gsi = &resource(&t, "ProfilesTable")["Properties"]["GlobalSecondaryIndexes"][0];
     assert_eq!(gsi["IndexName"], "user_id-index");
-    assert_eq!(gsi["KeySchema"][0]["AttributeName"], "user_id");
+    assert_eq!(gsi["KeySchema"][0]["AttributeName"], USERS_KEY);
 }
 
 #[test]

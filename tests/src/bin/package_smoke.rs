@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use e2e::lambda::Placement;
+use e2e::runtime_api::Placement;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 
 /// Where `libc6-arm64-cross` puts the arm64 loader and C library.

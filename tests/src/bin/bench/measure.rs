@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail, ensure};
 use e2e::LocalPipeline;
 use e2e::cpu_share::{CpuShare, MB_PER_VCPU};
 use e2e::fault_proxy::{FaultProxy, PUT_ITEM, SEND_MESSAGE, Timing};
-use e2e::lambda::{LambdaFunction, Placement};
 use e2e::pipeline::{envelope_for, local_sdk_config};
+use e2e::runtime_api::{LambdaFunction, Placement};
 use serde_json::Value;
 
 use crate::MEMORY_SETTINGS;

@@ -7,7 +7,9 @@
 //!
 //! The timeout is enforced as Lambda enforces it: a function still running at its deadline is
 //! killed, the invocation fails ([`InvokeError::TimedOut`]), and the next invocation gets a fresh
-//! process (a cold start) on the same Runtime API.
+//! process (a cold start) on the same Runtime API. As in Lambda, the deadline runs from the moment
+//! the function receives the invocation (its invoke phase): a process still initialising is
+//! bounded by Lambda's separate 10 s init limit, not by the function's timeout.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,10 +89,16 @@ impl ProcessTimes {
     }
 }
 
+/// Lambda's limit on an on-demand function's init phase, counted apart from its timeout.
+const INIT_LIMIT: Duration = Duration::from_secs(10);
+
 struct Invocation {
     request_id: String,
     payload: Value,
-    deadline_ms: u64,
+    /// The function's timeout: the deadline is set when the function receives the invocation.
+    timeout: Duration,
+    /// Told the deadline when the function receives the invocation.
+    delivered: oneshot::Sender<Instant>,
 }
 
 struct Shared {
@@ -237,24 +245,33 @@ impl LambdaFunction {
             return untimed(Err(InvokeError::Crashed(why)));
         }
         let request_id = uuid::Uuid::new_v4().to_string();
-        let deadline_ms = epoch_ms() + self.timeout.as_millis() as u64;
         let (tx, rx) = oneshot::channel();
         self.shared.pending.lock().unwrap().insert(request_id.clone(), tx);
+        let (delivered_tx, delivered_rx) = oneshot::channel();
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: payload.clone(),
-            deadline_ms,
+            timeout: self.timeout,
+            delivered: delivered_tx,
         };
         if self.sender.send(invocation).await.is_err() {
             return untimed(Err(InvokeError::Crashed("runtime API closed".into())));
         }
+        let past_deadline = async {
+            let deadline = match tokio::time::timeout(INIT_LIMIT, delivered_rx).await {
+                Ok(Ok(deadline)) => deadline,
+                // Never received within the init limit (or dropped unreceived): Lambda fails it.
+                _ => Instant::now(),
+            };
+            tokio::time::sleep_until(deadline.into()).await;
+        };
         tokio::select! {
             outcome = rx => outcome.unwrap_or_else(|_| untimed(Err(InvokeError::Crashed("process exited".into())))),
             status = exited.wait_for(|status| status.is_some()) => {
                 let why = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
                 untimed(Err(InvokeError::Crashed(why)))
             }
-            _ = tokio::time::sleep(self.timeout) => {
+            _ = past_deadline => {
                 self.shared.pending.lock().unwrap().remove(&request_id);
                 self.shared.delivered.lock().unwrap().remove(&request_id);
                 self.replace_process().await;
@@ -535,18 +552,18 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> impl IntoResponse
     let Some(invocation) = invocation else {
         return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
     };
+    let delivered = Instant::now();
+    let deadline_ms = epoch_ms() + invocation.timeout.as_millis() as u64;
+    let _ = invocation.delivered.send(delivered + invocation.timeout);
     shared
         .delivered
         .lock()
         .unwrap()
-        .insert(invocation.request_id.clone(), Instant::now());
+        .insert(invocation.request_id.clone(), delivered);
     let mut headers = HeaderMap::new();
     let header = |text: &str| HeaderValue::from_str(text).expect("ascii header");
     headers.insert("lambda-runtime-aws-request-id", header(&invocation.request_id));
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        header(&invocation.deadline_ms.to_string()),
-    );
+    headers.insert("lambda-runtime-deadline-ms", header(&deadline_ms.to_string()));
     headers.insert(
         "lambda-runtime-invoked-function-arn",
         header(&shared.function_arn),
