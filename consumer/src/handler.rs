@@ -6,40 +6,19 @@
 //! reported.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
-use shared::metrics::{Metrics, MetricsConfig, Unit};
+use shared::metrics::Metrics;
 use tokio::time::Instant;
 
-use crate::config::ConsumerConfig;
-use crate::record::{self, RecordError, Synced};
-use crate::store::{PutOutcome, Store};
+use crate::deps::Deps;
+use crate::metrics::ConsumerMetric;
+use crate::record::{self, Processed, RecordError, Synced};
+use crate::store::PutOutcome;
 use std::future::Future;
-
-/// What lives for the whole execution environment.
-pub struct Deps {
-    pub config: ConsumerConfig,
-    pub metrics: MetricsConfig,
-    pub store: Store,
-    /// Retries of `PutItem` beyond the SDK's, since the last invocation's metrics were emitted.
-    /// (One invocation at a time per execution environment, so "since last emitted" is "this one".)
-    pub write_retries: AtomicU64,
-}
-
-/// The consumer's counters, emitted (zero included) on every invocation; `SyncLag` is a sample
-/// per message that wrote something.
-pub const COUNTERS: [&str; 6] = [
-    "UsersWritten",
-    "ProfilesWritten",
-    "AlreadySynced",
-    "InvalidMessages",
-    "WriteRetries",
-    "BatchItemFailures",
-];
 
 /// The batch as a whole failed: every record will be redelivered (harmless: writes are idempotent).
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +44,22 @@ pub async fn handle(
     let results = run_isolated(records, concurrency, deadline, |message: &SqsMessage| {
         let deps = Arc::clone(&deps);
         let body = message.body.clone();
-        async move { record::process(&deps, body.as_deref()).await }
+        async move { record::process(&deps, body.as_deref(), deadline).await }
     })
     .await;
 
-    let mut metrics = Metrics::new(&deps.metrics, &COUNTERS);
+    let mut metrics = Metrics::<ConsumerMetric>::new(&deps.metrics);
     let mut outcomes = Vec::with_capacity(results.len());
-    for (message, result) in results {
+    let mut write_retries = 0;
+    for (message, isolated) in results {
+        let Processed {
+            result,
+            write_retries: retries,
+        } = isolated.unwrap_or_else(|err| Processed {
+            result: Err(err),
+            write_retries: 0,
+        });
+        write_retries += u64::from(retries);
         let message_id = message_id(&message);
         outcomes.push((message_id.map(str::to_owned), result.is_ok()));
         let receive_count = message
@@ -85,7 +73,7 @@ pub async fn handle(
             }
             Err(err) => {
                 if err.is_invalid_message() {
-                    metrics.count("InvalidMessages", 1);
+                    metrics.count(ConsumerMetric::InvalidMessages, 1);
                 }
                 tracing::warn!(
                     event = "record_failed",
@@ -98,8 +86,8 @@ pub async fn handle(
         }
     }
     let reported = outcomes.iter().filter(|(id, ok)| !ok && id.is_some()).count();
-    metrics.count("WriteRetries", deps.write_retries.swap(0, Ordering::Relaxed));
-    metrics.count("BatchItemFailures", reported as u64);
+    metrics.count(ConsumerMetric::WriteRetries, write_retries);
+    metrics.count(ConsumerMetric::BatchItemFailures, reported as u64);
     metrics.emit();
     let response = batch_response(outcomes)?;
     tracing::info!(
@@ -138,23 +126,25 @@ pub fn batch_response(
 
 /// Runs `process` for every item, at most `limit` at a time, each in its own task and bounded
 /// by `deadline`, so that a panic or an overrun fails that item only. Results come back paired
-/// with their items, in completion order.
-pub async fn run_isolated<T, F, Fut>(
+/// with their items, in completion order. (A record keeps its own deadline too, so that what it
+/// did before running out of time is still reported: this one is the backstop.)
+pub async fn run_isolated<T, R, F, Fut>(
     items: Vec<T>,
     limit: usize,
     deadline: Instant,
     process: F,
-) -> Vec<(T, Result<Synced, RecordError>)>
+) -> Vec<(T, Result<R, RecordError>)>
 where
     F: Fn(&T) -> Fut,
-    Fut: Future<Output = Result<Synced, RecordError>> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: Send + 'static,
 {
     futures::stream::iter(items)
         .map(|item| {
             let task = tokio::spawn(tokio::time::timeout_at(deadline, process(&item)));
             async move {
                 let result = match task.await {
-                    Ok(Ok(result)) => result,
+                    Ok(Ok(result)) => Ok(result),
                     Ok(Err(_elapsed)) => Err(RecordError::DeadlineExceeded),
                     Err(_join_error) => Err(RecordError::Panicked),
                 };
@@ -178,15 +168,15 @@ fn budget(deadline_epoch_ms: u64, margin: Duration) -> Duration {
         .max(Duration::from_millis(100))
 }
 
-fn count_synced(metrics: &mut Metrics, synced: &Synced) {
+fn count_synced(metrics: &mut Metrics<ConsumerMetric>, synced: &Synced) {
     let written = |outcome| u64::from(outcome == PutOutcome::Written);
-    metrics.count("UsersWritten", written(synced.user));
-    metrics.count("ProfilesWritten", written(synced.profile));
+    metrics.count(ConsumerMetric::UsersWritten, written(synced.user));
+    metrics.count(ConsumerMetric::ProfilesWritten, written(synced.profile));
     if synced.user == PutOutcome::AlreadyExists && synced.profile == PutOutcome::AlreadyExists {
-        metrics.count("AlreadySynced", 1);
+        metrics.count(ConsumerMetric::AlreadySynced, 1);
     }
     if let Some(lag) = synced.sync_lag {
-        metrics.sample("SyncLag", Unit::Milliseconds, lag.as_secs_f64() * 1000.0);
+        metrics.sample(ConsumerMetric::SyncLag, lag.as_secs_f64() * 1000.0);
     }
 }
 
@@ -235,7 +225,7 @@ mod tests {
                 peak.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 in_flight.fetch_sub(1, Ordering::SeqCst);
-                Ok(synced())
+                Ok::<_, RecordError>(synced())
             }
         })
         .await;
@@ -258,7 +248,7 @@ mod tests {
                     "panic" => panic!("a bug in one record"),
                     "slow" => {
                         tokio::time::sleep(Duration::from_secs(60)).await;
-                        Ok(synced())
+                        Ok::<_, RecordError>(synced())
                     }
                     _ => Ok(synced()),
                 }

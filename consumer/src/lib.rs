@@ -2,6 +2,9 @@
 //! so tests drive the same code.
 
 pub mod config;
+pub mod deps;
 pub mod handler;
+pub mod metrics;
 pub mod record;
+pub mod retry;
 pub mod store;

@@ -2,7 +2,6 @@
 //! conditional puts, with partial batch failures reported to the event source mapping.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use shared::metrics::MetricsConfig;
 
@@ -10,7 +9,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 use consumer::config::ConsumerConfig;
-use consumer::handler::{self, Deps};
+use consumer::deps::Deps;
+use consumer::handler;
 use consumer::store;
 
 // One thread: Lambda gives a function a fraction of a core below 1,769 MB, and a worker pool
@@ -32,7 +32,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store: store::Store::connect(&config).await,
         config,
         metrics,
-        write_retries: AtomicU64::new(0),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = Arc::clone(&deps);

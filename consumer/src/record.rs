@@ -1,14 +1,15 @@
 //! One SQS record: decode the envelope, check the pool, write both items.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use shared::mapping::sync_items;
 use shared::{ConfirmedUser, EnvelopeError, ProfileId, SyncItems, envelope};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
-use crate::handler::Deps;
+use crate::deps::Deps;
+use crate::retry;
 use crate::store::{PutOutcome, Table, WriteError};
 
 /// A record that was synced (or found synced already).
@@ -95,38 +96,68 @@ pub fn plan(body: Option<&str>, user_pool_id: &str, now: OffsetDateTime) -> Resu
     Ok(Plan { user, items })
 }
 
-/// Processes one message body: [`plan`], then both conditional puts. Safe to run any number of
-/// times for the same body.
-pub async fn process(deps: &Deps, body: Option<&str>) -> Result<Synced, RecordError> {
-    let Plan { user, items } = plan(body, &deps.config.user_pool_id, OffsetDateTime::now_utc())?;
-    let (user_outcome, profile_outcome) = tokio::try_join!(
-        put_with_retry(deps, Table::Users, &items.user),
-        put_with_retry(deps, Table::Profiles, &items.profile),
-    )?;
-    let wrote = user_outcome == PutOutcome::Written || profile_outcome == PutOutcome::Written;
-    let lag = OffsetDateTime::now_utc() - user.confirmed_at();
-    Ok(Synced {
-        sub: user.sub().to_owned(),
-        sync_lag: wrote.then(|| lag.try_into().unwrap_or_default()),
-        profile_id: user.profile_id(),
-        user: user_outcome,
-        profile: profile_outcome,
-    })
+/// What one record came to, and the retries it took on the way.
+#[derive(Debug)]
+pub struct Processed {
+    pub result: Result<Synced, RecordError>,
+    /// Retries of a put beyond the SDK's attempts (`WriteRetries`), whether or not the record
+    /// then succeeded or ran out of time.
+    pub write_retries: u32,
 }
 
-/// Retries what the SDK's own attempts did not absorb, with exponential backoff and jitter.
-/// The caller bounds the total by the invocation's deadline; the attempt cap is a backstop.
-async fn put_with_retry(deps: &Deps, table: Table, item: &shared::Item) -> Result<PutOutcome, WriteError> {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(2))
-        .with_max_times(8)
-        .with_jitter();
+/// Processes one message body: [`plan`], then both conditional puts, by `deadline`. Safe to run
+/// any number of times for the same body.
+pub async fn process(deps: &Deps, body: Option<&str>, deadline: Instant) -> Processed {
+    let Plan { user, items } = match plan(body, &deps.config.user_pool_id, OffsetDateTime::now_utc()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            return Processed {
+                result: Err(err),
+                write_retries: 0,
+            };
+        }
+    };
+    let (mut user_retries, mut profile_retries) = (0, 0);
+    let writes = async {
+        tokio::try_join!(
+            put_with_retry(deps, Table::Users, &items.user, &mut user_retries),
+            put_with_retry(deps, Table::Profiles, &items.profile, &mut profile_retries),
+        )
+    };
+    let result = match tokio::time::timeout_at(deadline, writes).await {
+        Ok(Ok((user_outcome, profile_outcome))) => {
+            let wrote = user_outcome == PutOutcome::Written || profile_outcome == PutOutcome::Written;
+            let lag = OffsetDateTime::now_utc() - user.confirmed_at();
+            Ok(Synced {
+                sub: user.sub().to_owned(),
+                sync_lag: wrote.then(|| lag.try_into().unwrap_or_default()),
+                profile_id: user.profile_id(),
+                user: user_outcome,
+                profile: profile_outcome,
+            })
+        }
+        Ok(Err(err)) => Err(err.into()),
+        Err(_elapsed) => Err(RecordError::DeadlineExceeded),
+    };
+    Processed {
+        result,
+        write_retries: user_retries + profile_retries,
+    }
+}
+
+/// Retries what the SDK's own attempts did not absorb, as [`retry::write_backoff`] says,
+/// counting each retry in `retries`.
+async fn put_with_retry(
+    deps: &Deps,
+    table: Table,
+    item: &shared::Item,
+    retries: &mut u32,
+) -> Result<PutOutcome, WriteError> {
     (|| deps.store.put_if_absent(table, item))
-        .retry(backoff)
+        .retry(retry::write_backoff())
         .when(|err: &WriteError| err.retryable)
         .notify(|err: &WriteError, wait: Duration| {
-            deps.write_retries.fetch_add(1, Ordering::Relaxed);
+            *retries += 1;
             tracing::warn!(
                 event = "write_retry",
                 table = table.as_str(),

@@ -3,26 +3,17 @@
 //! `attribute_not_exists(<key>)` makes every put create-only: a redelivery, a redrive or a
 //! duplicate confirmation finds the item there and changes nothing, so an item the application
 //! has edited since is never overwritten. The conditional-check failure is the expected answer
-//! to a duplicate, not an error.
-//!
-//! Retry layers, each on its own time scale:
-//! 1. the SDK (standard mode, `DYNAMODB_MAX_ATTEMPTS`): one request's blips, milliseconds;
-//! 2. `record.rs` (backon, exponential with jitter): throttling or an outage that outlasts the
-//!    SDK's attempts, up to the invocation's remaining time;
-//! 3. SQS: a record still failing is reported, redelivered after the visibility timeout, and
-//!    after `maxReceiveCount` receives lands in the DLQ.
+//! to a duplicate, not an error. How each put is retried is `retry`'s.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::mapping::{Item, ItemValue};
 
 use crate::config::ConsumerConfig;
+use crate::retry;
 
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
@@ -73,15 +64,7 @@ pub struct WriteError {
 
 impl Store {
     pub async fn connect(config: &ConsumerConfig) -> Self {
-        let sdk = sdk_config::load(
-            RetryConfig::standard().with_max_attempts(config.sdk_max_attempts),
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(6))
-                .build(),
-        )
-        .await;
+        let sdk = sdk_config::load(retry::sdk_retry(config.sdk_max_attempts), retry::sdk_timeouts()).await;
         Self {
             client: aws_sdk_dynamodb::Client::new(&sdk),
             users_table: config.users_table.clone(),

@@ -1,7 +1,9 @@
 //! Metrics in CloudWatch Embedded Metric Format (EMF): one JSON line on stdout per invocation,
 //! which CloudWatch Logs turns into metrics without an API call on the hot path.
 //!
-//! Each function declares its metric names up front and emits every one of them on every
+//! Each function declares its metrics once, as an enum made by [`metric_names!`](crate::metric_names): the name
+//! CloudWatch sees is the variant's, so a misspelt metric is a compile error rather than a new
+//! metric, and the template's tests read the same list. Every counter is emitted on every
 //! invocation (zero included), so dashboards and alarms see a continuous series. Written by
 //! hand rather than with a metrics crate: the format is one small JSON object, and an exporter
 //! with background flushing does not fit Lambda's freeze-between-invocations model.
@@ -10,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::marker::PhantomData;
 
 use serde_json::{Map, Value, json};
 
@@ -37,7 +40,7 @@ pub enum Unit {
 }
 
 impl Unit {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Count => "Count",
             Self::Milliseconds => "Milliseconds",
@@ -75,37 +78,103 @@ impl MetricsConfig {
     }
 }
 
-/// The metrics of one invocation.
-#[derive(Clone, Debug)]
-pub struct Metrics {
-    config: MetricsConfig,
-    values: BTreeMap<&'static str, (Unit, Vec<f64>)>,
+/// One function's metrics: an enum whose variants are its metrics (see [`metric_names!`](crate::metric_names)).
+/// A metric in [`Unit::Count`] is a counter, one value per invocation; any other unit is a
+/// sample, as many values as were recorded.
+pub trait Metric: Copy + 'static {
+    /// Every metric of the function.
+    const ALL: &'static [Self];
+    /// The name CloudWatch sees.
+    fn name(self) -> &'static str;
+    fn unit(self) -> Unit;
+    fn is_counter(self) -> bool {
+        self.unit() == Unit::Count
+    }
 }
 
-impl Metrics {
-    /// Starts an invocation's metrics; `counters` are emitted as 0 unless counted.
-    pub fn new(config: &MetricsConfig, counters: &[&'static str]) -> Self {
-        let values = counters
+/// Declares a function's metrics as an enum implementing [`Metric`]: each variant's name is
+/// the metric's name, and `= Unit` its CloudWatch unit.
+///
+/// ```
+/// shared::metric_names! {
+///     pub enum ExampleMetric {
+///         Enqueued = Count,
+///         Lag = Milliseconds,
+///     }
+/// }
+/// use shared::metrics::Metric;
+/// assert_eq!(ExampleMetric::Lag.name(), "Lag");
+/// assert_eq!(ExampleMetric::ALL.len(), 2);
+/// ```
+#[macro_export]
+macro_rules! metric_names {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $enum:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $unit:ident),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        $vis enum $enum {
+            $($(#[$variant_meta])* $variant),+
+        }
+
+        impl $crate::metrics::Metric for $enum {
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+            fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant)),+
+                }
+            }
+            fn unit(self) -> $crate::metrics::Unit {
+                match self {
+                    $(Self::$variant => $crate::metrics::Unit::$unit),+
+                }
+            }
+        }
+    };
+}
+
+/// The metrics of one invocation of the function whose metrics are `M`.
+#[derive(Clone, Debug)]
+pub struct Metrics<M: Metric> {
+    config: MetricsConfig,
+    values: BTreeMap<&'static str, (Unit, Vec<f64>)>,
+    metric: PhantomData<M>,
+}
+
+impl<M: Metric> Metrics<M> {
+    /// Starts an invocation's metrics: every counter of `M` is emitted, as 0 unless counted.
+    pub fn new(config: &MetricsConfig) -> Self {
+        let values = M::ALL
             .iter()
-            .map(|name| (*name, (Unit::Count, vec![0.0])))
+            .filter(|metric| metric.is_counter())
+            .map(|metric| (metric.name(), (Unit::Count, vec![0.0])))
             .collect();
         Self {
             config: config.clone(),
             values,
+            metric: PhantomData,
         }
     }
 
-    /// Adds `n` to counter `name`.
-    pub fn count(&mut self, name: &'static str, n: u64) {
-        let (_, values) = self.values.entry(name).or_insert((Unit::Count, vec![0.0]));
+    /// Adds `n` to the counter `metric`.
+    pub fn count(&mut self, metric: M, n: u64) {
+        debug_assert!(metric.is_counter(), "{} is not a counter", metric.name());
+        let (_, values) = self
+            .values
+            .entry(metric.name())
+            .or_insert((Unit::Count, vec![0.0]));
         values[0] += n as f64;
     }
 
-    /// Records one sample of `name` (e.g. a latency); all samples are emitted.
-    pub fn sample(&mut self, name: &'static str, unit: Unit, value: f64) {
+    /// Records one sample of `metric` (e.g. a latency, in its unit); all samples are emitted.
+    pub fn sample(&mut self, metric: M, value: f64) {
+        debug_assert!(!metric.is_counter(), "{} is a counter", metric.name());
         self.values
-            .entry(name)
-            .or_insert((unit, Vec::new()))
+            .entry(metric.name())
+            .or_insert((metric.unit(), Vec::new()))
             .1
             .push(value);
     }
@@ -187,10 +256,30 @@ mod tests {
         serde_json::from_str(line).unwrap()
     }
 
+    crate::metric_names! {
+        enum TriggerLike {
+            Enqueued = Count,
+            EnqueueFailed = Count,
+        }
+    }
+
+    crate::metric_names! {
+        enum ConsumerLike {
+            UsersWritten = Count,
+            SyncLag = Milliseconds,
+        }
+    }
+
+    crate::metric_names! {
+        enum OnlySamples {
+            Lag = Milliseconds,
+        }
+    }
+
     #[test]
     fn counters_are_emitted_even_when_zero() {
-        let mut metrics = Metrics::new(&config(), &["Enqueued", "EnqueueFailed"]);
-        metrics.count("Enqueued", 1);
+        let mut metrics = Metrics::<TriggerLike>::new(&config());
+        metrics.count(TriggerLike::Enqueued, 1);
         let lines = metrics.to_emf_lines(1_700_000_000_000);
         assert_eq!(lines.len(), 1);
         let emf = parse(&lines[0]);
@@ -209,9 +298,9 @@ mod tests {
 
     #[test]
     fn samples_are_emitted_as_arrays_of_at_most_100_values() {
-        let mut metrics = Metrics::new(&config(), &["UsersWritten"]);
+        let mut metrics = Metrics::<ConsumerLike>::new(&config());
         for i in 0..150 {
-            metrics.sample("SyncLag", Unit::Milliseconds, i as f64);
+            metrics.sample(ConsumerLike::SyncLag, i as f64);
         }
         let lines: Vec<Value> = metrics.to_emf_lines(1).iter().map(|l| parse(l)).collect();
         assert_eq!(lines.len(), 2);
@@ -233,7 +322,7 @@ mod tests {
 
     #[test]
     fn nothing_to_emit_gives_no_line() {
-        assert!(Metrics::new(&config(), &[]).to_emf_lines(1).is_empty());
+        assert!(Metrics::<OnlySamples>::new(&config()).to_emf_lines(1).is_empty());
     }
 
     #[test]

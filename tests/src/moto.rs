@@ -34,6 +34,9 @@ impl MotoServer {
                 .stdout(log.try_clone()?)
                 .stderr(log);
             // If the test process dies without running Drop, the kernel still stops moto.
+            // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+            // async-signal-safe and touches no memory of ours.
+            #[allow(unsafe_code)]
             unsafe {
                 command.pre_exec(|| {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);

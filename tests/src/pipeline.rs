@@ -404,6 +404,35 @@ impl LocalPipeline {
             .await
     }
 
+    /// A consumer whose DynamoDB is `dynamodb` (a fault proxy, a black hole), with a 2 s
+    /// function timeout and a 500 ms margin, plus `changes`: for what it does when writes do not
+    /// succeed in time.
+    pub async fn start_consumer_against(
+        &self,
+        label: &str,
+        dynamodb: &str,
+        changes: &[(&str, &str)],
+    ) -> Result<LambdaFunction> {
+        let mut all = vec![
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+            ("FUNCTION_TIMEOUT_SECONDS", "2"),
+            ("DEADLINE_MARGIN_MS", "500"),
+        ];
+        all.extend_from_slice(changes);
+        self.start_variant_with_timeout("consumer", label, &all, Duration::from_secs(2))
+            .await
+    }
+
+    /// Sends one envelope per `sub` for this pool (user `username`, no attributes) to the sync
+    /// queue.
+    pub async fn send_envelopes(&self, subs: &[String], username: &str) -> Result<()> {
+        for sub in subs {
+            self.send_raw(&envelope_for(&self.pool.id, sub, username, &[]))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// [`Self::start_trigger_variant`] or [`Self::start_consumer_variant`] (`function` is
     /// `"trigger"` or `"consumer"`) whose emulated function timeout is `timeout`.
     pub async fn start_variant_with_timeout(

@@ -354,6 +354,9 @@ fn spawn(
         ),
         None => None,
     };
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
+    // (prctl, and join_cgroup's getpid and write), allocating nothing.
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -457,6 +460,7 @@ pub fn kill_process(pid: u32) {
     };
     // SAFETY: kill(2) touches no memory of ours. Call it only for a process known to run: the
     // pid of one that has been reaped can be reused by the system.
+    #[allow(unsafe_code)]
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
@@ -476,6 +480,7 @@ impl Drop for LambdaFunction {
 fn join_cgroup(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: getpid and write touch no memory but the buffer below.
+    #[allow(unsafe_code)]
     let mut pid = unsafe { libc::getpid() } as u32;
     let mut digits = [0u8; 10];
     let mut start = digits.len();
@@ -488,6 +493,8 @@ fn join_cgroup(file: &std::fs::File) -> std::io::Result<()> {
         }
     }
     let text = &digits[start..];
+    // SAFETY: `text` is valid for `text.len()` bytes for the whole call.
+    #[allow(unsafe_code)]
     let written = unsafe { libc::write(file.as_raw_fd(), text.as_ptr().cast(), text.len()) };
     if written == text.len() as isize {
         Ok(())

@@ -1,5 +1,6 @@
 //! The functions' CloudWatch Embedded Metric Format lines, from a local run of the real binaries.
 
+use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy, PUT_ITEM};
 use e2e::{LocalPipeline, NewUser, PipelineOptions, emf};
 use serde_json::{Value, json};
 
@@ -51,4 +52,44 @@ async fn both_functions_emit_valid_emf_that_counts_what_happened() {
     assert_eq!(emf::total(&documents, "BatchItemFailures"), 5.0);
     assert_eq!(emf::samples(&documents, "SyncLag"), 1);
     assert!(emf::total(&documents, "SyncLag") >= 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_retries_count_every_retry_even_of_records_that_run_out_of_time() {
+    // Every PutItem is throttled: each record retries until its deadline and fails. Its retries
+    // must still reach `WriteRetries` (each record hands its count back, whatever its outcome).
+    let pipeline = LocalPipeline::start_or_panic("emf_write_retries", PipelineOptions::default()).await;
+    let throttled = FaultProxy::start(FaultPlan::new(7).inject(PUT_ITEM, Fault::Throttle, 1.0))
+        .await
+        .unwrap();
+    throttled.forward_to(&pipeline.moto_endpoint()).unwrap();
+    let consumer = pipeline
+        .start_consumer_against(
+            "throttled-consumer",
+            &throttled.endpoint(),
+            &[("DYNAMODB_MAX_ATTEMPTS", "1")],
+        )
+        .await
+        .unwrap();
+    let subs: Vec<String> = (0..3)
+        .map(|i| format!("00000000-0000-4000-8000-00000000005{i}"))
+        .collect();
+    pipeline.send_envelopes(&subs, "throttled").await.unwrap();
+    let report = pipeline.event_source_for(&consumer).poll_once().await.unwrap();
+    assert_eq!((report.received, report.reported_failures), (3, 3), "{report:?}");
+
+    let lines = consumer.settled_log_lines().await;
+    let retries_logged = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["event"] == "write_retry")
+        .count();
+    let documents: Vec<Value> = lines
+        .iter()
+        .filter(|line| emf::is_emf(line))
+        .map(|line| emf::validate(line).unwrap_or_else(|why| panic!("invalid EMF ({why}): {line}")))
+        .collect();
+    assert!(retries_logged >= 6, "each of 3 records retried: {retries_logged}");
+    assert_eq!(emf::total(&documents, "WriteRetries"), retries_logged as f64);
+    assert_eq!(emf::total(&documents, "BatchItemFailures"), 3.0);
 }

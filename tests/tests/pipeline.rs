@@ -864,27 +864,13 @@ async fn the_deadline_margin_lets_the_consumer_report_its_batch_before_lambda_wo
     // retries, far beyond the 2 s function timeout.
     let (_held, silent_dynamodb) = black_hole();
     let consumer = pipeline
-        .start_variant_with_timeout(
-            "consumer",
-            "stuck-consumer",
-            &[
-                ("AWS_ENDPOINT_URL_DYNAMODB", &silent_dynamodb),
-                ("FUNCTION_TIMEOUT_SECONDS", "2"),
-                ("DEADLINE_MARGIN_MS", "500"),
-            ],
-            Duration::from_secs(2),
-        )
+        .start_consumer_against("stuck-consumer", &silent_dynamodb, &[])
         .await
         .unwrap();
-    for i in 0..3 {
-        let body = envelope_for(
-            &pipeline.pool.id,
-            &format!("00000000-0000-4000-8000-00000000004{i}"),
-            "stuck",
-            &[],
-        );
-        pipeline.send_raw(&body).await.unwrap();
-    }
+    let subs: Vec<String> = (0..3)
+        .map(|i| format!("00000000-0000-4000-8000-00000000004{i}"))
+        .collect();
+    pipeline.send_envelopes(&subs, "stuck").await.unwrap();
     let report = pipeline.event_source_for(&consumer).poll_once().await.unwrap();
     assert_eq!(report.received, 3);
     assert_eq!(

@@ -2,8 +2,12 @@
 //! the alarm e-mail subscription), cannot enforce (IAM) or does not check (the dashboard's body),
 //! checked in the template itself, after the same SAM translation the local deploy uses.
 
-use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::BTreeSet;
+
+use consumer::metrics::ConsumerMetric;
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
+use shared::metrics::{Metric, Unit};
+use trigger::metrics::TriggerMetric;
 
 use serde_json::{Value, json};
 
@@ -280,18 +284,12 @@ fn alarms_watch_the_dlq_queue_age_and_both_functions() {
 // ------------------------------------------------------------------ operations --
 
 /// The custom metrics the functions emit (Embedded Metric Format), and so what the dashboard
-/// and the alarms may rely on.
-const CUSTOM_METRICS: [&str; 9] = [
-    "Enqueued",
-    "EnqueueFailed",
-    "UsersWritten",
-    "ProfilesWritten",
-    "AlreadySynced",
-    "InvalidMessages",
-    "WriteRetries",
-    "BatchItemFailures",
-    "SyncLag",
-];
+/// and the alarms may rely on: each function's own list, with its unit.
+fn custom_metrics() -> Vec<(&'static str, Unit)> {
+    let trigger = TriggerMetric::ALL.iter().map(|m| (m.name(), m.unit()));
+    let consumer = ConsumerMetric::ALL.iter().map(|m| (m.name(), m.unit()));
+    trigger.chain(consumer).collect()
+}
 
 /// Every alarm, with the section of docs/runbook.md its description must point at.
 const ALARMS: [(&str, &str); 8] = [
@@ -439,14 +437,18 @@ fn dashboard_shows_the_queues_both_functions_and_every_custom_metric() {
     let trigger_env = &resource(&t, "TriggerFunction")["Properties"]["Environment"]["Variables"];
     let namespace = format!("{{{}}}", ref_of(&trigger_env["METRICS_NAMESPACE"]));
     let service = format!("{{{}}}", ref_of(&trigger_env["METRICS_SERVICE"]));
-    for metric in CUSTOM_METRICS {
-        let stat = if metric == "SyncLag" { "p99" } else { "Sum" };
+    let metrics = custom_metrics();
+    assert!(metrics.len() > 2, "{metrics:?}");
+    for (metric, unit) in metrics {
+        // A counter is summed; a sample (a latency) is shown by its percentiles.
+        let stat = if unit == Unit::Count { "Sum" } else { "p99" };
         assert!(
             shows(&rows, &namespace, metric, ("Service", &service), stat),
             "the dashboard does not show {metric} ({stat}) under {namespace}, Service={service}: {rows:#?}"
         );
     }
-    assert!(shows(&rows, &namespace, "SyncLag", ("Service", &service), "p50"));
+    let sync_lag = ConsumerMetric::SyncLag.name();
+    assert!(shows(&rows, &namespace, sync_lag, ("Service", &service), "p50"));
 
     // The queue, its age, the DLQ.
     let sync_queue = ("QueueName", "{SyncQueue.QueueName}");
@@ -607,7 +609,7 @@ fn throttles_enqueue_failures_and_a_slow_trigger_raise_alarms() {
     let p = alarm("EnqueueFailedAlarm");
     let env = &resource(&t, "TriggerFunction")["Properties"]["Environment"]["Variables"];
     assert_eq!(p["Namespace"], env["METRICS_NAMESPACE"]);
-    assert_eq!(p["MetricName"], "EnqueueFailed");
+    assert_eq!(p["MetricName"], TriggerMetric::EnqueueFailed.name());
     assert_eq!(
         p["Dimensions"],
         json!([{"Name": "Service", "Value": env["METRICS_SERVICE"]}])

@@ -7,6 +7,7 @@ use shared::metrics::{Metrics, MetricsConfig};
 use time::OffsetDateTime;
 
 use crate::config::TriggerConfig;
+use crate::metrics::TriggerMetric;
 use crate::queue::{EnqueueError, SyncQueue};
 
 /// What lives for the whole execution environment.
@@ -15,9 +16,6 @@ pub struct Deps {
     pub metrics: MetricsConfig,
     pub queue: SyncQueue,
 }
-
-/// The trigger's metrics, emitted (zero included) on every invocation.
-pub const METRICS: [&str; 2] = ["Enqueued", "EnqueueFailed"];
 
 /// Why the trigger failed an invocation. Logged in full; Cognito, which passes the function's
 /// error message on to the signing-up user's client, gets only [`TriggerError::public_code`].
@@ -66,7 +64,7 @@ impl From<TriggerError> for lambda_runtime::Diagnostic {
 }
 
 pub async fn handle(deps: &Deps, event: Value) -> Result<Value, TriggerError> {
-    let mut metrics = Metrics::new(&deps.metrics, &METRICS);
+    let mut metrics = Metrics::new(&deps.metrics);
     let result = handle_event(deps, event, &mut metrics).await;
     metrics.emit();
     if let Err(err) = &result
@@ -84,7 +82,11 @@ pub async fn handle(deps: &Deps, event: Value) -> Result<Value, TriggerError> {
     result
 }
 
-async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Result<Value, TriggerError> {
+async fn handle_event(
+    deps: &Deps,
+    event: Value,
+    metrics: &mut Metrics<TriggerMetric>,
+) -> Result<Value, TriggerError> {
     let user = post_confirmation::read(
         &event,
         deps.config.expected_user_pool_id.as_deref(),
@@ -92,7 +94,7 @@ async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Resul
     )?;
     match deps.queue.send(envelope::encode(&user)).await {
         Ok(message_id) => {
-            metrics.count("Enqueued", 1);
+            metrics.count(TriggerMetric::Enqueued, 1);
             tracing::info!(
                 event = "enqueued",
                 source = user.source().as_str(),
@@ -103,7 +105,7 @@ async fn handle_event(deps: &Deps, event: Value, metrics: &mut Metrics) -> Resul
             Ok(event)
         }
         Err(err) => {
-            metrics.count("EnqueueFailed", 1);
+            metrics.count(TriggerMetric::EnqueueFailed, 1);
             // The user is already confirmed; this record is what `reconcile` repairs from.
             tracing::error!(
                 event = "enqueue_failed",

@@ -3,4 +3,6 @@
 
 pub mod config;
 pub mod handler;
+pub mod metrics;
 pub mod queue;
+pub mod retry;

@@ -1,0 +1,42 @@
+//! The consumer's retry policy, in one place: the SDK's attempts and timeouts for one `PutItem`,
+//! the `backon` policy around them, and what SQS does beyond both.
+//!
+//! | layer | what it absorbs | bound |
+//! |---|---|---|
+//! | SDK standard retry (exponential backoff, jitter): [`sdk_retry`], [`sdk_timeouts`] | a blip in one `PutItem` | `DYNAMODB_MAX_ATTEMPTS` (3), 2 s per attempt, 6 s per call |
+//! | `backon` (exponential, jitter, 100 ms to 2 s), per put: [`write_backoff`] | throttling or an outage that outlasts the SDK's attempts; only retryable errors (throttling, 5xx, timeouts) | the invocation's deadline less `DEADLINE_MARGIN_MS`; 8 retries |
+//! | SQS redelivery | a record still failing when the invocation ends | the visibility timeout (180 s in the template), then the DLQ after `maxReceiveCount` (5) receives |
+//!
+//! Each layer works on its own time scale, so they do not multiply: the SDK's milliseconds
+//! inside `backon`'s hundreds of milliseconds inside SQS's minutes. An error that retrying
+//! cannot fix (validation, a missing table, access denied) skips the first two layers.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use backon::ExponentialBuilder;
+
+/// The SDK's own retries of one request: `max_attempts` in standard mode.
+pub fn sdk_retry(max_attempts: u32) -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(max_attempts)
+}
+
+/// How long one request may take: to connect, per attempt, and for the call with its retries.
+pub fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(6))
+        .build()
+}
+
+/// The retries of a put beyond the SDK's. The invocation's deadline bounds the total; the cap
+/// on retries is a backstop.
+pub fn write_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(8)
+        .with_jitter()
+}
