@@ -23,10 +23,11 @@ use serde_json::json;
 use shared::timestamp::format_rfc3339;
 use time::OffsetDateTime;
 
-use crate::attach_trigger::{
-    self, Detachment, POST_CONFIRMATION, apply_hint, changes_json, check_expected_modification,
-    checked_changes, last_modified, plan_detach, post_confirmation, update_unless_changed,
+use crate::attach_trigger::pool_update::{
+    POST_CONFIRMATION, apply_hint, changes_json, check_expected_modification, checked_changes, detach,
+    last_modified, post_confirmation, update_unless_changed,
 };
+use crate::attach_trigger::{self};
 use crate::{Ctx, Outcome, user_pool};
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +46,28 @@ pub struct Args {
     /// `pool_last_modified` a `--dry-run` printed: apply only what was reviewed.
     #[arg(long, value_name = "TIME", value_parser = attach_trigger::parse_time)]
     pub expect_last_modified: Option<OffsetDateTime>,
+}
+
+/// What `detach-trigger` does with the pool's Post Confirmation trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detachment {
+    /// None is set: nothing to do.
+    NotSet,
+    /// It is this deployment's trigger: remove it.
+    Remove,
+}
+
+/// Removes only this deployment's trigger: another function's is someone else's to remove.
+pub fn plan_detach(pool_id: &str, current: Option<&str>, function_arn: &str) -> Result<Detachment, String> {
+    match current {
+        None => Ok(Detachment::NotSet),
+        Some(current) if current == function_arn => Ok(Detachment::Remove),
+        Some(current) => Err(format!(
+            "user pool {pool_id}'s Post Confirmation trigger is another function, {current}, not \
+             {function_arn}: it is not this deployment's to remove. Nothing was changed (if it is this \
+             deployment's under another name, pass that ARN as --function-arn)"
+        )),
+    }
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
@@ -77,7 +100,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
 
     let mut changes = Vec::new();
     if detachment == Detachment::Remove {
-        let update = attach_trigger::detach(&pool);
+        let update = detach(&pool);
         changes = checked_changes(pool_id, &pool, &update)?;
         if !args.dry_run {
             let after = update_unless_changed(ctx, pool_id, read, update).await?;
