@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::cognito::{self, UserPool};
 use crate::event_source::{PollReport, SqsEventSource};
 use crate::moto::MotoServer;
+use crate::ops_cli::OpsRun;
 use crate::paths::{log_dir, workspace_binary};
 use crate::runtime_api::{InvokeError, LambdaFunction, Placement};
 use crate::stack::{self, DeployedStack, EventSourceSettings};
@@ -348,20 +349,17 @@ impl LocalPipeline {
         }
     }
 
-    /// Moves every DLQ message back to the sync queue (send, then delete). Returns how many.
+    /// Moves every DLQ message back to the sync queue as an operator does, with
+    /// `ops dlq redrive` (client-side: moto has no message move tasks). Returns how many moved.
     pub async fn redrive_dlq(&self) -> Result<usize> {
-        let messages = self.dlq_messages().await?;
-        for (body, receipt) in &messages {
-            self.send_raw(body).await?;
-            self.sqs
-                .delete_message()
-                .queue_url(self.dlq_url())
-                .receipt_handle(receipt)
-                .send()
-                .await
-                .context("DeleteMessage on the DLQ failed")?;
+        let run = self.ops(&["--json", "dlq", "redrive", "--client-side"]).await;
+        if run.code != Some(0) {
+            bail!("ops dlq redrive failed:\n{run}");
         }
-        Ok(messages.len())
+        let moved = run.report()["moved"].as_u64();
+        moved
+            .map(|n| n as usize)
+            .with_context(|| format!("ops dlq redrive reported no `moved`:\n{run}"))
     }
 
     /// Restarts the consumer process with changed environment variables (e.g. to simulate a
@@ -540,15 +538,39 @@ impl LocalPipeline {
     /// Runs the `ops` binary against this stack as an operator would: `--stack-name` of the
     /// deployed stack, then `args`, with only the SDK's standard variables pointing at moto
     /// (nothing inherited, so the machine's own AWS settings cannot leak in).
-    pub async fn run_ops(&self, args: &[&str]) -> Result<std::process::Output> {
-        tokio::process::Command::new(workspace_binary("ops")?)
-            .env_clear()
-            .envs(self.operator_env())
-            .args(["--stack-name", &self.stack.name])
-            .args(args)
-            .output()
-            .await
-            .context("cannot run ops")
+    pub async fn ops(&self, args: &[&str]) -> OpsRun {
+        let mut all = vec!["--stack-name", self.stack.name.as_str()];
+        all.extend_from_slice(args);
+        self.ops_choosing_the_stack(&all).await
+    }
+
+    /// [`Self::ops`] where `args` choose the stack themselves (or name none).
+    pub async fn ops_choosing_the_stack(&self, args: &[&str]) -> OpsRun {
+        crate::ops_cli::run(&self.operator_env(), args).await
+    }
+
+    /// The profile id the consumer derives for `sub` in this stack's pool.
+    pub fn profile_id_of(&self, sub: &str) -> String {
+        shared::ProfileId::derive(&self.pool.id, sub).to_string()
+    }
+
+    /// Fails naming the first of `secrets` (emails, phone numbers, names, usernames) that
+    /// appears in a line either function logged, once their output has settled; and when they
+    /// logged nothing at all, which would make the check vacuous.
+    pub async fn assert_no_pii_in_logs(&self, secrets: &[String]) {
+        let lines = self.settled_log_lines().await;
+        assert!(
+            !lines.is_empty(),
+            "the functions logged nothing: the PII check would be vacuous"
+        );
+        for line in &lines {
+            for secret in secrets {
+                assert!(
+                    !line.contains(secret.as_str()),
+                    "PII {secret:?} appears in a log line: {line}"
+                );
+            }
+        }
     }
 
     /// The environment of an operator's shell against this stack (see [`crate::ops_cli`]).

@@ -1,5 +1,5 @@
 //! The trigger's metrics: the one list the handler emits, the dashboard shows and the alarms
-//! watch (`tests/tests/template.rs` checks the template against it).
+//! watch (`tests/tests/end_to_end/template.rs` checks the template against it).
 
 shared::metric_names! {
     pub enum TriggerMetric {

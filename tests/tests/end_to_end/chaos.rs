@@ -8,7 +8,7 @@
 //!
 //! Size: `CHAOS_USERS` (default 500, the CI size, a couple of minutes on 2 cores); the documented
 //! large run is 10,000, past nextest's slow-timeout, so run it with cargo test:
-//! `CHAOS_USERS=10000 cargo test -p e2e --test chaos -- --nocapture`. `CHAOS_SEED` replays a run's
+//! `CHAOS_USERS=10000 cargo test -p e2e --test end_to_end chaos:: -- --nocapture`. `CHAOS_SEED` replays a run's
 //! choices and faults (up to the order in which concurrent requests arrive).
 //!
 //! The figures, one line on stderr and in `target/e2e-logs/chaos/summary.txt`:
@@ -21,22 +21,19 @@
 //! `dlq_redriven`, messages the operator moved back; `lost`, `duplicated` and `overwritten`,
 //! counted from the tables and asserted to be 0.
 
-use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::event_source::PollReport;
+use e2e::chaos::{ConsumerChaos, Consumers, Tables, counts, deliveries_by_sub, events};
 use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy, PUT_ITEM, SEND_MESSAGE, SplitMix64};
-use e2e::ops_cli::OpsRun;
-use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
-use e2e::runtime_api::{LambdaFunction, kill_process};
+use e2e::pipeline::{ConfirmedSignUp, envelope_for, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use shared::ProfileId;
+use shared::mapping::PROFILES_KEY;
 
 /// Cognito invokes the trigger again for this share of users (it retries a trigger it thinks
 /// failed), and SQS delivers this share of the enqueued messages twice (at-least-once):
@@ -98,7 +95,12 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
             }
         }
     });
-    let mut consumers = Consumers::start(&pipeline, &mut seeds).await;
+    let chaos = ConsumerChaos {
+        environments: CONSUMER_ENVIRONMENTS,
+        crash_rate: CRASH_RATE,
+        dynamodb_faults,
+    };
+    let mut consumers = Consumers::start(&pipeline, &chaos, &mut seeds).await;
 
     // 1. Users sign up and confirm while the consumers run: Cognito retries some triggers, SQS
     //    delivers some messages twice, malformed messages are mixed in.
@@ -126,7 +128,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     progress(started, "edited_and_redelivered");
 
     // 3. The operator redrives the DLQ once; what is not malformed is synced this time.
-    let redrive = ops(&pipeline, &["--json", "dlq", "redrive", "--client-side"]).await;
+    let redrive = pipeline.ops(&["--json", "dlq", "redrive", "--client-side"]).await;
     assert_eq!(redrive.code, Some(0), "{redrive}");
     consumers.drain().await;
     progress(started, "redriven");
@@ -147,11 +149,9 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
         not_synced, never_accepted,
         "before the repair, the only users not in both tables are the ones SQS never accepted"
     );
-    let reconcile = ops(
-        &pipeline,
-        &["--json", "reconcile", "--user-pool-id", &pool, "--rate", "30"],
-    )
-    .await;
+    let reconcile = pipeline
+        .ops(&["--json", "reconcile", "--user-pool-id", &pool, "--rate", "30"])
+        .await;
     let missing: BTreeSet<String> = serde_json::from_value(reconcile.report()["missing"].clone()).unwrap();
     assert_eq!(
         missing, never_accepted,
@@ -170,9 +170,8 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
         "users lost without an enqueue_failed log: {:?}",
         never_accepted.difference(&failed_enqueues).collect::<Vec<_>>()
     );
-    let repair = ops(
-        &pipeline,
-        &[
+    let repair = pipeline
+        .ops(&[
             "--json",
             "reconcile",
             "--user-pool-id",
@@ -180,16 +179,13 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
             "--rate",
             "30",
             "--repair",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(repair.code, Some(0), "{repair}");
     consumers.drain().await;
-    let after_repair = ops(
-        &pipeline,
-        &["--json", "reconcile", "--user-pool-id", &pool, "--rate", "30"],
-    )
-    .await;
+    let after_repair = pipeline
+        .ops(&["--json", "reconcile", "--user-pool-id", &pool, "--rate", "30"])
+        .await;
     assert_eq!(
         after_repair.code,
         Some(0),
@@ -206,7 +202,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     let edits_kept = edited
         .iter()
         .filter(|(sub, edit)| {
-            let profile = tables.profiles.get(&profile_id_of(&pipeline, sub));
+            let profile = tables.profiles.get(&pipeline.profile_id_of(sub));
             profile.and_then(|p| s(p, "full_name")) == Some(edit.as_str())
         })
         .count();
@@ -503,10 +499,7 @@ async fn edit_profiles(
             .dynamodb
             .update_item()
             .table_name(pipeline.profiles_table())
-            .key(
-                PROFILES_KEY,
-                AttributeValue::S(profile_id_of(pipeline, &user.sub)),
-            )
+            .key(PROFILES_KEY, AttributeValue::S(pipeline.profile_id_of(&user.sub)))
             .update_expression("SET id_type = :t, id_number = :n, full_name = :f, updated_at = :u")
             // Only profiles that exist: a user whose enqueue failed has none yet.
             .condition_expression("attribute_exists(profile_id)")
@@ -530,36 +523,6 @@ async fn edit_profiles(
     edited
 }
 
-fn profile_id_of(pipeline: &LocalPipeline, sub: &str) -> String {
-    ProfileId::derive(&pipeline.pool.id, sub).to_string()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The consumer, crashed on purpose.
-
-/// Kills the consumer process right after one of its writes succeeded, before the write's
-/// answer reaches it, while the rest of its batch is in flight: a crash mid-batch. Once armed,
-/// it fires at the next successful `PutItem` (the DynamoDB wire's hook calls it).
-#[derive(Default)]
-struct CrashSwitch {
-    armed_pid: AtomicU32,
-    kills: AtomicUsize,
-}
-
-impl CrashSwitch {
-    fn arm(&self, pid: u32) {
-        self.armed_pid.store(pid, Ordering::SeqCst);
-    }
-
-    fn fire(&self) {
-        let pid = self.armed_pid.swap(0, Ordering::SeqCst);
-        if pid != 0 {
-            kill_process(pid);
-            self.kills.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
 /// The consumer's wire to DynamoDB: throttling and 5xx at the rates the issue names, plus
 /// dropped connections, slow answers, and answers lost after the write took effect.
 fn dynamodb_faults(seed: u64) -> FaultPlan {
@@ -573,293 +536,4 @@ fn dynamodb_faults(seed: u64) -> FaultPlan {
         .inject(PUT_ITEM, Fault::Drop, 0.01)
         .inject(PUT_ITEM, Fault::LoseResponse, 0.01)
         .inject(PUT_ITEM, slow, 0.03)
-}
-
-/// The consumer as Lambda runs it: several execution environments polling the queue at once
-/// (the template allows five), so duplicates of one user also race between processes. (The
-/// pipeline's own consumer stays idle: replacing a crashed process needs `&mut LocalPipeline`,
-/// while Cognito keeps confirming users through the same pipeline.)
-struct Consumers<'a> {
-    environments: Vec<Environment<'a>>,
-}
-
-impl<'a> Consumers<'a> {
-    async fn start(pipeline: &'a LocalPipeline, seeds: &mut SplitMix64) -> Self {
-        let mut environments = Vec::new();
-        for slot in 0..CONSUMER_ENVIRONMENTS {
-            environments.push(Environment::start(pipeline, slot, seeds).await);
-        }
-        Self { environments }
-    }
-
-    /// Polls, crashing some invocations, until `producing` is false and the queue is empty.
-    async fn run_while(&mut self, producing: &AtomicBool) {
-        futures::future::join_all(self.environments.iter_mut().map(|e| e.run_while(producing))).await;
-    }
-
-    async fn drain(&mut self) {
-        self.run_while(&AtomicBool::new(false)).await;
-    }
-
-    fn kills(&self) -> usize {
-        self.environments
-            .iter()
-            .map(|e| e.crash.kills.load(Ordering::SeqCst))
-            .sum()
-    }
-
-    fn event_source_errors(&self) -> usize {
-        self.environments.iter().map(|e| e.event_source_errors).sum()
-    }
-
-    fn delivered(&self) -> PollReport {
-        let mut total = PollReport::default();
-        for environment in &self.environments {
-            total += environment.delivered;
-        }
-        total
-    }
-
-    fn faults_injected(&self) -> BTreeMap<&'static str, u64> {
-        let mut total = BTreeMap::new();
-        for (kind, n) in self.environments.iter().flat_map(|e| e.wire.injected()) {
-            *total.entry(kind).or_default() += n;
-        }
-        total
-    }
-
-    /// Every line every process printed.
-    fn log_lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for environment in &self.environments {
-            lines.extend(environment.retired_lines.iter().cloned());
-            lines.extend(environment.function.log_lines());
-        }
-        lines
-    }
-}
-
-/// One execution environment: a consumer process fed by the event source, with its own wire to
-/// DynamoDB (so that a crash hits the process whose write just succeeded). When an invocation
-/// crashes it, a fresh process with the same environment variables takes over.
-struct Environment<'a> {
-    pipeline: &'a LocalPipeline,
-    slot: usize,
-    wire: FaultProxy,
-    crash: Arc<CrashSwitch>,
-    function: LambdaFunction,
-    processes: usize,
-    retired_lines: Vec<String>,
-    rng: SplitMix64,
-    delivered: PollReport,
-    event_source_errors: usize,
-}
-
-impl<'a> Environment<'a> {
-    async fn start(pipeline: &'a LocalPipeline, slot: usize, seeds: &mut SplitMix64) -> Self {
-        let wire = FaultProxy::start(dynamodb_faults(seeds.next_u64()))
-            .await
-            .unwrap();
-        wire.forward_to(&pipeline.moto_endpoint()).unwrap();
-        let crash = Arc::new(CrashSwitch::default());
-        wire.after_success(PUT_ITEM, {
-            let crash = Arc::clone(&crash);
-            move |_| crash.fire()
-        });
-        Self {
-            function: start_consumer(pipeline, &wire, &format!("consumer-{slot}-1")).await,
-            pipeline,
-            slot,
-            wire,
-            crash,
-            processes: 1,
-            retired_lines: Vec::new(),
-            rng: SplitMix64::new(seeds.next_u64()),
-            delivered: PollReport::default(),
-            event_source_errors: 0,
-        }
-    }
-
-    async fn run_while(&mut self, producing: &AtomicBool) {
-        let started = Instant::now();
-        let mut failing = 0;
-        let mut seen_empty = false;
-        loop {
-            if !self.function.is_running() {
-                self.replace_crashed().await;
-            }
-            let report = match self.pipeline.event_source_for(&self.function).poll_once().await {
-                Ok(report) => report,
-                // A batch that outlived its visibility timeout is received again by another
-                // environment; if moto moves a message to the DLQ meanwhile, deleting it with
-                // the first receipt handle fails. Lambda's event source logs such a failure and
-                // goes on: so does this one, unless failures keep coming.
-                Err(err) => {
-                    self.event_source_errors += 1;
-                    failing += 1;
-                    assert!(failing < 10, "the event source keeps failing: {err:#}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            failing = 0;
-            self.delivered += report;
-            // Drawn after a batch, for the next one: a crash needs a batch that writes, and an
-            // idle queue has none.
-            if report.received > 0
-                && self.rng.chance(CRASH_RATE)
-                && let Some(pid) = self.function.pid()
-            {
-                self.crash.arm(pid);
-            }
-            // moto counts visible and in-flight messages at slightly different moments, so a
-            // message that becomes visible in between is counted as neither: the queue is
-            // drained only when it is seen empty twice, with an empty poll between.
-            if report.received > 0 {
-                seen_empty = false;
-            } else {
-                let queue = self
-                    .pipeline
-                    .queue_counts(self.pipeline.queue_url())
-                    .await
-                    .unwrap();
-                let empty = queue == (0, 0) && !producing.load(Ordering::SeqCst);
-                if empty && seen_empty {
-                    return;
-                }
-                seen_empty = empty;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(4 * 3600),
-                "the queue did not drain: {:?}",
-                self.delivered
-            );
-        }
-    }
-
-    async fn replace_crashed(&mut self) {
-        self.retired_lines.extend(self.function.log_lines());
-        self.processes += 1;
-        let label = format!("consumer-{}-{}", self.slot, self.processes);
-        self.function = start_consumer(self.pipeline, &self.wire, &label).await;
-    }
-}
-
-/// A consumer process with the stack's environment, its DynamoDB calls through `wire`.
-async fn start_consumer(pipeline: &LocalPipeline, wire: &FaultProxy, label: &str) -> LambdaFunction {
-    pipeline
-        .start_consumer_variant(label, &[("AWS_ENDPOINT_URL_DYNAMODB", &wire.endpoint())])
-        .await
-        .unwrap()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tables, and what they say.
-
-struct Tables {
-    users: HashMap<String, StoredItem>,
-    profiles: HashMap<String, StoredItem>,
-}
-
-impl Tables {
-    async fn read(pipeline: &LocalPipeline) -> Self {
-        let keyed = |items: Vec<StoredItem>, key: &str| -> HashMap<String, StoredItem> {
-            items
-                .into_iter()
-                .map(|item| (s(&item, key).unwrap_or_default().to_owned(), item))
-                .collect()
-        };
-        Self {
-            users: keyed(pipeline.scan(pipeline.users_table()).await.unwrap(), USERS_KEY),
-            profiles: keyed(
-                pipeline.scan(pipeline.profiles_table()).await.unwrap(),
-                PROFILES_KEY,
-            ),
-        }
-    }
-
-    /// Users without a users item or without a profile.
-    fn lost<'s>(&self, subs: &BTreeSet<&'s str>) -> Vec<&'s str> {
-        let with_profile: BTreeSet<&str> = self.profiles.values().filter_map(|p| s(p, USERS_KEY)).collect();
-        subs.iter()
-            .filter(|sub| !self.users.contains_key(**sub) || !with_profile.contains(**sub))
-            .copied()
-            .collect()
-    }
-
-    /// Items beyond one users item and one profile per user: a second profile, a profile whose
-    /// id is not the deterministic one, an item for nobody.
-    fn duplicated(&self, subs: &BTreeSet<&str>, pool_id: &str) -> Vec<String> {
-        let mut wrong: Vec<String> = self
-            .users
-            .keys()
-            .filter(|sub| !subs.contains(sub.as_str()))
-            .map(|sub| format!("users item of unknown {sub}"))
-            .collect();
-        for (profile_id, profile) in &self.profiles {
-            let sub = s(profile, USERS_KEY).unwrap_or_default();
-            if !subs.contains(sub) || *profile_id != ProfileId::derive(pool_id, sub).to_string() {
-                wrong.push(format!("profile {profile_id} of {sub}"));
-            }
-        }
-        for (sub, user) in &self.users {
-            if s(user, PROFILES_KEY) != Some(ProfileId::derive(pool_id, sub).to_string().as_str()) {
-                wrong.push(format!("users item {sub} points at another profile"));
-            }
-        }
-        wrong
-    }
-
-    /// Items that differ from what they were at `before`.
-    fn overwritten(&self, before: &Tables) -> Vec<String> {
-        let changed = |now: &HashMap<String, StoredItem>, then: &HashMap<String, StoredItem>, table: &str| {
-            then.iter()
-                .filter(|(key, item)| now.get(*key) != Some(*item))
-                .map(|(key, _)| format!("{table} {key}"))
-                .collect::<Vec<_>>()
-        };
-        let mut changed_items = changed(&self.users, &before.users, "users");
-        changed_items.extend(changed(&self.profiles, &before.profiles, "profile"));
-        changed_items
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Logs and the operator's CLI.
-
-fn events(lines: &[String], name: &str) -> usize {
-    parsed(lines, name).count()
-}
-
-fn parsed<'l>(lines: &'l [String], name: &'l str) -> impl Iterator<Item = Value> + 'l {
-    lines
-        .iter()
-        .filter(move |line| line.contains(name))
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(move |v| v["event"] == name)
-}
-
-/// How many times the consumer processed each user's confirmation (synced or already synced).
-fn deliveries_by_sub(lines: &[String]) -> HashMap<String, usize> {
-    let mut count = HashMap::new();
-    for event in parsed(lines, "synced").chain(parsed(lines, "already_synced")) {
-        if let Some(sub) = event["sub"].as_str() {
-            *count.entry(sub.to_owned()).or_default() += 1;
-        }
-    }
-    count
-}
-
-/// `kind:count,...` of a proxy's injected faults.
-fn counts(injected: &BTreeMap<&str, u64>) -> String {
-    injected
-        .iter()
-        .map(|(kind, n)| format!("{kind}:{n}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-async fn ops(pipeline: &LocalPipeline, args: &[&str]) -> OpsRun {
-    OpsRun::from(pipeline.run_ops(args).await.unwrap())
 }

@@ -17,7 +17,6 @@ use aws_sdk_cognitoidentityprovider::types::{
     UserPoolPolicyType, UserPoolTierType, UserPoolType, VerificationMessageTemplateType,
     VerifiedAttributeType,
 };
-use e2e::ops_cli::{self, OpsRun};
 use e2e::{LocalPipeline, PipelineOptions};
 use serde_json::{Value, json};
 use shared::timestamp::format_rfc3339;
@@ -31,18 +30,6 @@ const OTHER_TRIGGER: &str = "arn:aws:lambda:us-east-1:123456789012:function:lega
 
 async fn start(label: &str) -> LocalPipeline {
     LocalPipeline::start_or_panic(label, PipelineOptions::default()).await
-}
-
-/// `ops --stack-name cognito-user-sync ARGS` in the operator's environment.
-async fn ops(pipeline: &LocalPipeline, args: &[&str]) -> OpsRun {
-    let mut all = vec!["--stack-name", STACK];
-    all.extend_from_slice(args);
-    ops_with_stack_name_in(pipeline, &all).await
-}
-
-/// `ops ARGS`, where ARGS choose the stack themselves.
-async fn ops_with_stack_name_in(pipeline: &LocalPipeline, args: &[&str]) -> OpsRun {
-    ops_cli::run(&pipeline.operator_env(), args).await
 }
 
 fn trigger_arn(pipeline: &LocalPipeline) -> String {
@@ -258,17 +245,15 @@ async fn attach_to_the_served_pool_sets_post_confirmation_and_leaves_every_other
     assert_eq!(naive.auto_verified_attributes, None);
     assert_eq!(naive.lambda_config.and_then(|l| l.pre_sign_up), None);
 
-    let dry = ops(
-        &pipeline,
-        &[
+    let dry = pipeline
+        .ops(&[
             "--json",
             "attach-trigger",
             "--user-pool-id",
             &pool_id,
             "--dry-run",
-        ],
-    )
-    .await;
+        ])
+        .await;
     dry.assert_code(0);
     let report = dry.report();
     assert_eq!(
@@ -286,11 +271,9 @@ async fn attach_to_the_served_pool_sets_post_confirmation_and_leaves_every_other
         "--dry-run changed the pool"
     );
 
-    let run = ops(
-        &pipeline,
-        &["--json", "attach-trigger", "--user-pool-id", &pool_id],
-    )
-    .await;
+    let run = pipeline
+        .ops(&["--json", "attach-trigger", "--user-pool-id", &pool_id])
+        .await;
     run.assert_code(0);
     assert_eq!(run.report()["changes"], report["changes"]);
     let after = describe(&pipeline, &pool_id).await;
@@ -314,11 +297,9 @@ async fn attach_to_the_served_pool_sets_post_confirmation_and_leaves_every_other
     );
 
     // Again: nothing to change.
-    let again = ops(
-        &pipeline,
-        &["--json", "attach-trigger", "--user-pool-id", &pool_id],
-    )
-    .await;
+    let again = pipeline
+        .ops(&["--json", "attach-trigger", "--user-pool-id", &pool_id])
+        .await;
     again.assert_code(0);
     assert_eq!(again.report()["changes"], json!([]));
     assert_eq!(describe(&pipeline, &pool_id).await, after);
@@ -335,7 +316,7 @@ async fn attach_refuses_to_replace_another_functions_trigger_without_replace() {
     for extra in [&["--dry-run"][..], &[]] {
         let mut args = vec!["attach-trigger", "--user-pool-id", &pool_id];
         args.extend_from_slice(extra);
-        let run = ops(&pipeline, &args).await;
+        let run = pipeline.ops(&args).await;
         run.assert_refused(&format!(
             "already has another Post Confirmation trigger, {OTHER_TRIGGER}"
         ));
@@ -359,17 +340,15 @@ async fn attach_with_replace_says_which_function_it_replaced() {
     let pool_id = pipeline.pool.id.clone();
     let before = configure_pool(&pipeline, &pool_id, Some(OTHER_TRIGGER)).await;
 
-    let human = ops(
-        &pipeline,
-        &[
+    let human = pipeline
+        .ops(&[
             "attach-trigger",
             "--user-pool-id",
             &pool_id,
             "--replace",
             "--dry-run",
-        ],
-    )
-    .await;
+        ])
+        .await;
     human.assert_code(0);
     assert!(
         human.stdout.contains(&format!(
@@ -383,17 +362,15 @@ async fn attach_with_replace_says_which_function_it_replaced() {
         "--dry-run changed the pool"
     );
 
-    let run = ops(
-        &pipeline,
-        &[
+    let run = pipeline
+        .ops(&[
             "--json",
             "attach-trigger",
             "--user-pool-id",
             &pool_id,
             "--replace",
-        ],
-    )
-    .await;
+        ])
+        .await;
     run.assert_code(0);
     let report = run.report();
     assert_eq!(report["replaced"], OTHER_TRIGGER);
@@ -409,11 +386,9 @@ async fn attach_with_replace_says_which_function_it_replaced() {
     assert_eq!(post_confirmation(&after), Some(trigger_arn.as_str()));
     assert_eq!(except_post_confirmation(after), except_post_confirmation(before));
 
-    let human = ops(
-        &pipeline,
-        &["attach-trigger", "--user-pool-id", &pool_id, "--replace"],
-    )
-    .await;
+    let human = pipeline
+        .ops(&["attach-trigger", "--user-pool-id", &pool_id, "--replace"])
+        .await;
     human.assert_code(0);
     assert!(human.stdout.contains("is already"), "{human}");
 }
@@ -429,7 +404,9 @@ async fn attach_refuses_a_pool_the_deployment_does_not_serve() {
 
     // The stack's UserPoolId output says which pool it serves.
     assert_eq!(pipeline.stack.output("UserPoolId").unwrap(), served);
-    let run = ops(&pipeline, &["attach-trigger", "--user-pool-id", &foreign]).await;
+    let run = pipeline
+        .ops(&["attach-trigger", "--user-pool-id", &foreign])
+        .await;
     run.assert_refused(&format!(
         "user pool {foreign} is not the pool stack `{STACK}` serves ({served}"
     ));
@@ -443,7 +420,9 @@ async fn attach_refuses_a_pool_the_deployment_does_not_serve() {
         "--function-arn",
         &trigger_arn,
     ];
-    let run = ops_with_stack_name_in(&pipeline, &[&gone[..], &["--user-pool-id", &foreign]].concat()).await;
+    let run = pipeline
+        .ops_choosing_the_stack(&[&gone[..], &["--user-pool-id", &foreign]].concat())
+        .await;
     run.assert_refused(&format!(
         "user pool {foreign} is not the pool function {trigger_arn} serves ({served}, its USER_POOL_ID)"
     ));
@@ -458,11 +437,9 @@ async fn attach_refuses_a_pool_the_deployment_does_not_serve() {
     );
 
     // ... and lets the served pool through.
-    let run = ops_with_stack_name_in(
-        &pipeline,
-        &[&gone[..], &["--user-pool-id", &served, "--dry-run"]].concat(),
-    )
-    .await;
+    let run = pipeline
+        .ops_choosing_the_stack(&[&gone[..], &["--user-pool-id", &served, "--dry-run"]].concat())
+        .await;
     run.assert_code(0);
     assert!(run.stdout.contains("LambdaConfig.PostConfirmation"), "{run}");
 }
@@ -473,25 +450,21 @@ async fn attach_refuses_a_pool_modified_since_the_reviewed_dry_run() {
     let pool_id = pipeline.pool.id.clone();
     let before = configure_pool(&pipeline, &pool_id, None).await;
 
-    let dry = ops(
-        &pipeline,
-        &[
+    let dry = pipeline
+        .ops(&[
             "--json",
             "attach-trigger",
             "--user-pool-id",
             &pool_id,
             "--dry-run",
-        ],
-    )
-    .await;
+        ])
+        .await;
     dry.assert_code(0);
     let reviewed = dry.report()["pool_last_modified"].as_str().unwrap().to_owned();
     assert_eq!(reviewed, printed_last_modified(&before));
-    let human = ops(
-        &pipeline,
-        &["attach-trigger", "--user-pool-id", &pool_id, "--dry-run"],
-    )
-    .await;
+    let human = pipeline
+        .ops(&["attach-trigger", "--user-pool-id", &pool_id, "--dry-run"])
+        .await;
     assert!(
         human
             .stdout
@@ -503,17 +476,15 @@ async fn attach_refuses_a_pool_modified_since_the_reviewed_dry_run() {
     // date, so the review is the one made earlier, not the pool).
     let reviewed_at = shared::timestamp::parse_rfc3339(&reviewed).unwrap();
     let earlier = format_rfc3339(reviewed_at - Duration::milliseconds(1));
-    let run = ops(
-        &pipeline,
-        &[
+    let run = pipeline
+        .ops(&[
             "attach-trigger",
             "--user-pool-id",
             &pool_id,
             "--expect-last-modified",
             &earlier,
-        ],
-    )
-    .await;
+        ])
+        .await;
     run.assert_refused(&format!(
         "user pool {pool_id} was last modified at {reviewed}, not at {earlier}"
     ));
@@ -529,34 +500,30 @@ async fn attach_refuses_a_pool_modified_since_the_reviewed_dry_run() {
         .to_offset(UtcOffset::from_hms(1, 0, 0).unwrap())
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let run = ops(
-        &pipeline,
-        &[
+    let run = pipeline
+        .ops(&[
             "attach-trigger",
             "--user-pool-id",
             &pool_id,
             "--expect-last-modified",
             &in_paris,
-        ],
-    )
-    .await;
+        ])
+        .await;
     run.assert_code(0);
     assert!(
         post_confirmation(&describe(&pipeline, &pool_id).await).is_some(),
         "{run}"
     );
 
-    let run = ops(
-        &pipeline,
-        &[
+    let run = pipeline
+        .ops(&[
             "attach-trigger",
             "--user-pool-id",
             &pool_id,
             "--expect-last-modified",
             "yesterday",
-        ],
-    )
-    .await;
+        ])
+        .await;
     run.assert_code(2);
     assert!(run.stderr.contains("not an RFC 3339 time"), "{run}");
 }
@@ -567,23 +534,22 @@ async fn detach_removes_only_post_confirmation_even_after_the_stack_is_deleted()
     let trigger_arn = trigger_arn(&pipeline);
     let pool_id = pipeline.pool.id.clone();
     let before = configure_pool(&pipeline, &pool_id, None).await;
-    ops(&pipeline, &["attach-trigger", "--user-pool-id", &pool_id])
+    pipeline
+        .ops(&["attach-trigger", "--user-pool-id", &pool_id])
         .await
         .assert_code(0);
     let attached = describe(&pipeline, &pool_id).await;
     assert_eq!(post_confirmation(&attached), Some(trigger_arn.as_str()));
 
-    let dry = ops(
-        &pipeline,
-        &[
+    let dry = pipeline
+        .ops(&[
             "--json",
             "detach-trigger",
             "--user-pool-id",
             &pool_id,
             "--dry-run",
-        ],
-    )
-    .await;
+        ])
+        .await;
     dry.assert_code(0);
     let removal = json!([{
         "field": "LambdaConfig.PostConfirmation",
@@ -597,11 +563,9 @@ async fn detach_removes_only_post_confirmation_even_after_the_stack_is_deleted()
         "--dry-run changed the pool"
     );
 
-    let run = ops(
-        &pipeline,
-        &["--json", "detach-trigger", "--user-pool-id", &pool_id],
-    )
-    .await;
+    let run = pipeline
+        .ops(&["--json", "detach-trigger", "--user-pool-id", &pool_id])
+        .await;
     run.assert_code(0);
     assert_eq!(run.report()["changes"], removal);
     let detached = describe(&pipeline, &pool_id).await;
@@ -613,13 +577,16 @@ async fn detach_removes_only_post_confirmation_even_after_the_stack_is_deleted()
     );
 
     // Nothing left to remove: a no-op.
-    let again = ops(&pipeline, &["detach-trigger", "--user-pool-id", &pool_id]).await;
+    let again = pipeline
+        .ops(&["detach-trigger", "--user-pool-id", &pool_id])
+        .await;
     again.assert_code(0);
     assert!(again.stdout.contains("is not set: pool not updated"), "{again}");
     assert_eq!(describe(&pipeline, &pool_id).await, detached);
 
     // Attached again, then the stack deleted with its function: the pool keeps naming it.
-    ops(&pipeline, &["attach-trigger", "--user-pool-id", &pool_id])
+    pipeline
+        .ops(&["attach-trigger", "--user-pool-id", &pool_id])
         .await
         .assert_code(0);
     let cloudformation = aws_sdk_cloudformation::Client::new(&pipeline.sdk);
@@ -648,19 +615,19 @@ async fn detach_removes_only_post_confirmation_even_after_the_stack_is_deleted()
     }
 
     // The stack no longer names the function; the refusal says what the pool names.
-    let run = ops(&pipeline, &["detach-trigger", "--user-pool-id", &pool_id]).await;
+    let run = pipeline
+        .ops(&["detach-trigger", "--user-pool-id", &pool_id])
+        .await;
     run.assert_refused(&format!("pass --function-arn {trigger_arn}"));
-    let run = ops(
-        &pipeline,
-        &[
+    let run = pipeline
+        .ops(&[
             "detach-trigger",
             "--user-pool-id",
             &pool_id,
             "--function-arn",
             &trigger_arn,
-        ],
-    )
-    .await;
+        ])
+        .await;
     run.assert_code(0);
     let detached = describe(&pipeline, &pool_id).await;
     assert_eq!(post_confirmation(&detached), None, "{run}");
@@ -680,7 +647,7 @@ async fn detach_refuses_another_functions_trigger() {
     for extra in [&["--dry-run"][..], &[]] {
         let mut args = vec!["detach-trigger", "--user-pool-id", &pool_id];
         args.extend_from_slice(extra);
-        let run = ops(&pipeline, &args).await;
+        let run = pipeline.ops(&args).await;
         run.assert_refused(&format!(
             "Post Confirmation trigger is another function, {OTHER_TRIGGER}, not {trigger_arn}"
         ));

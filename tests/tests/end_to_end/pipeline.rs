@@ -12,7 +12,6 @@ use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
 use e2e::runtime_api::InvokeError;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
-use shared::ProfileId;
 
 async fn start(label: &str) -> LocalPipeline {
     LocalPipeline::start_or_panic(label, PipelineOptions::default()).await
@@ -56,22 +55,6 @@ fn pii_of(user: &NewUser) -> Vec<String> {
         .collect()
 }
 
-async fn assert_no_pii_in_logs(pipeline: &LocalPipeline, secrets: &[String]) {
-    let lines = pipeline.settled_log_lines().await;
-    assert!(
-        !lines.is_empty(),
-        "the functions logged nothing: the PII check would be vacuous"
-    );
-    for line in &lines {
-        for secret in secrets {
-            assert!(
-                !line.contains(secret.as_str()),
-                "PII {secret:?} appears in a log line: {line}"
-            );
-        }
-    }
-}
-
 async fn confirm(pipeline: &LocalPipeline, user: &NewUser) -> ConfirmedSignUp {
     let signed_up = pipeline.sign_up(user).await.expect("sign-up and confirmation");
     let response = pipeline
@@ -83,10 +66,6 @@ async fn confirm(pipeline: &LocalPipeline, user: &NewUser) -> ConfirmedSignUp {
         "the trigger must return the event unchanged"
     );
     signed_up
-}
-
-fn profile_id_of(pipeline: &LocalPipeline, sub: &str) -> String {
-    ProfileId::derive(&pipeline.pool.id, sub).to_string()
 }
 
 async fn queue_depth(pipeline: &LocalPipeline, url: &str) -> usize {
@@ -112,7 +91,7 @@ async fn many_users_with_unicode_names_and_custom_attributes_land_in_both_tables
             .await
             .unwrap()
             .expect("users item");
-        let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+        let profile_id = pipeline.profile_id_of(&signed_up.sub);
         assert_eq!(s(&item, "username"), Some(user.username.as_str()));
         assert_eq!(s(&item, "user_pool_id"), Some(pipeline.pool.id.as_str()));
         assert_eq!(s(&item, PROFILES_KEY), Some(profile_id.as_str()));
@@ -160,7 +139,7 @@ async fn many_users_with_unicode_names_and_custom_attributes_land_in_both_tables
         users.len()
     );
     let secrets: Vec<String> = users.iter().flat_map(pii_of).collect();
-    assert_no_pii_in_logs(&pipeline, &secrets).await;
+    pipeline.assert_no_pii_in_logs(&secrets).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +163,7 @@ async fn a_password_reset_confirmation_of_a_synced_user_changes_nothing() {
     let signed_up = confirm(&pipeline, &person(2)).await;
     pipeline.drain().await.unwrap();
     let user_before = pipeline.user_item(&signed_up.sub).await.unwrap().unwrap();
-    let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+    let profile_id = pipeline.profile_id_of(&signed_up.sub);
     let profile_before = pipeline.profile_item(&profile_id).await.unwrap().unwrap();
 
     let mut event = signed_up.event.clone();
@@ -222,7 +201,7 @@ async fn a_password_reset_that_is_a_users_first_confirmation_syncs_them() {
     assert_eq!(pipeline.drain().await.unwrap().received, 1);
     let item = pipeline.user_item(&signed_up.sub).await.unwrap().expect("synced");
     assert_eq!(s(&item, "username"), Some(signed_up.username.as_str()));
-    let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+    let profile_id = pipeline.profile_id_of(&signed_up.sub);
     assert!(pipeline.profile_item(&profile_id).await.unwrap().is_some());
     assert_eq!(pipeline.log_events("synced").await.len(), 1);
 }
@@ -266,7 +245,7 @@ async fn missing_and_empty_attributes_are_omitted_not_stored_empty() {
         assert!(!item.contains_key(absent), "{absent} must be omitted: {item:?}");
     }
     let profile = pipeline
-        .profile_item(&profile_id_of(&pipeline, &minimal.sub))
+        .profile_item(&pipeline.profile_id_of(&minimal.sub))
         .await
         .unwrap()
         .unwrap();
@@ -289,7 +268,7 @@ async fn missing_and_empty_attributes_are_omitted_not_stored_empty() {
     };
     assert!(no_empty_strings(&item) && no_empty_strings(&profile));
     let profile = pipeline
-        .profile_item(&profile_id_of(&pipeline, &blank.sub))
+        .profile_item(&pipeline.profile_id_of(&blank.sub))
         .await
         .unwrap()
         .unwrap();
@@ -315,7 +294,7 @@ async fn same_user_confirmed_three_times_gives_one_users_item_and_one_profile() 
     assert_eq!(users.len(), 1);
     let profiles = pipeline.profiles_of(&signed_up.sub).await.unwrap();
     assert_eq!(profiles.len(), 1, "one profile per user, whatever the retries");
-    let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+    let profile_id = pipeline.profile_id_of(&signed_up.sub);
     assert_eq!(s(&profiles[0], PROFILES_KEY), Some(profile_id.as_str()));
     assert_eq!(s(&users[0], PROFILES_KEY), Some(profile_id.as_str()));
     // The three messages may be processed concurrently, but each item is written exactly once.
@@ -344,7 +323,7 @@ async fn same_message_delivered_twice_changes_nothing() {
     pipeline.drain().await.unwrap();
     let user_before = pipeline.user_item(sub).await.unwrap().expect("users item");
     let profile_before = pipeline
-        .profile_item(&profile_id_of(&pipeline, sub))
+        .profile_item(&pipeline.profile_id_of(sub))
         .await
         .unwrap()
         .expect("profile");
@@ -358,7 +337,7 @@ async fn same_message_delivered_twice_changes_nothing() {
     assert_eq!(pipeline.user_item(sub).await.unwrap().unwrap(), user_before);
     assert_eq!(
         pipeline
-            .profile_item(&profile_id_of(&pipeline, sub))
+            .profile_item(&pipeline.profile_id_of(sub))
             .await
             .unwrap()
             .unwrap(),
@@ -373,7 +352,7 @@ async fn application_edit_of_a_profile_survives_redelivery() {
     let pipeline = start("edit_survives").await;
     let signed_up = confirm(&pipeline, &person(4)).await;
     pipeline.drain().await.unwrap();
-    let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+    let profile_id = pipeline.profile_id_of(&signed_up.sub);
 
     // The application fills in the profile.
     pipeline
@@ -511,15 +490,13 @@ async fn malformed_messages_end_in_the_dlq_and_good_ones_are_written() {
             "no record_failed with reason {reason}: {reasons:?}"
         );
     }
-    assert_no_pii_in_logs(
-        &pipeline,
-        &[
+    pipeline
+        .assert_no_pii_in_logs(&[
             "leaked.name@example.com".into(),
             "foreign@example.com".into(),
             "good1@example.com".into(),
-        ],
-    )
-    .await;
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,7 +540,7 @@ async fn message_redriven_from_the_dlq_is_processed_once() {
         .await
         .unwrap()
         .expect("users item after redrive");
-    let profile_id = profile_id_of(&pipeline, &signed_up.sub);
+    let profile_id = pipeline.profile_id_of(&signed_up.sub);
     assert_eq!(s(&item, PROFILES_KEY), Some(profile_id.as_str()));
 
     // A second redrive (nothing left) and a stray duplicate change nothing.
@@ -597,7 +574,7 @@ async fn unreachable_queue_logs_enqueue_failed_and_does_not_break_the_sign_up() 
     assert_eq!(failures[0]["sub"], json!(signed_up.sub));
     assert_eq!(failures[0]["user_pool_id"], json!(pipeline.pool.id));
     assert_eq!(failures[0]["level"], json!("ERROR"));
-    assert_no_pii_in_logs(&pipeline, &pii_of(&user)).await;
+    pipeline.assert_no_pii_in_logs(&pii_of(&user)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -766,7 +743,7 @@ async fn every_log_path_without_pii(pipeline: &LocalPipeline) {
     assert!(!pipeline.log_events("synced").await.is_empty());
     assert!(!pipeline.log_events("record_failed").await.is_empty());
     let secrets: Vec<String> = users.iter().flat_map(pii_of).collect();
-    assert_no_pii_in_logs(pipeline, &secrets).await;
+    pipeline.assert_no_pii_in_logs(&secrets).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

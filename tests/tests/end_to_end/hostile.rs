@@ -14,7 +14,7 @@ use e2e::runtime_api::InvokeError;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
 use shared::mapping::{Item, item_size, sync_items};
-use shared::{ConfirmationSource, ConfirmedUser, ProfileId, envelope};
+use shared::{ConfirmationSource, ConfirmedUser, envelope};
 use time::OffsetDateTime;
 
 /// SQS's classic message size limit. A queue may allow up to 1 MiB (moto's queues do), but a
@@ -25,10 +25,6 @@ const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
 
 async fn start(label: &str) -> LocalPipeline {
     LocalPipeline::start_or_panic(label, PipelineOptions::default()).await
-}
-
-fn profile_id_of(pipeline: &LocalPipeline, sub: &str) -> String {
-    ProfileId::derive(&pipeline.pool.id, sub).to_string()
 }
 
 /// Signs up and confirms `name` with an email address; returns the event Cognito would send.
@@ -184,7 +180,7 @@ async fn values_that_look_like_expressions_or_injections_are_stored_verbatim_and
     assert_eq!((report.deleted, report.reported_failures), (1, 0), "{report:?}");
 
     let sub = &signed_up.sub;
-    let profile_id = profile_id_of(&pipeline, sub);
+    let profile_id = pipeline.profile_id_of(sub);
     let item = pipeline.user_item(sub).await.unwrap().expect("users item");
     assert_eq!(s(&item, USERS_KEY), Some(sub.as_str()));
     assert_eq!(s(&item, PROFILES_KEY), Some(profile_id.as_str()));
@@ -487,7 +483,7 @@ async fn thousands_of_custom_attributes_are_synced_and_an_item_over_400_kb_goes_
             "{name}"
         );
     }
-    let profile_id = profile_id_of(&pipeline, &wide.sub);
+    let profile_id = pipeline.profile_id_of(&wide.sub);
     assert!(pipeline.profile_item(&profile_id).await.unwrap().is_some());
 
     // The ordinary users of the same batch lost nothing.
@@ -497,7 +493,7 @@ async fn thousands_of_custom_attributes_are_synced_and_an_item_over_400_kb_goes_
             "{}",
             user.username
         );
-        let profile_id = profile_id_of(&pipeline, &user.sub);
+        let profile_id = pipeline.profile_id_of(&user.sub);
         assert!(pipeline.profile_item(&profile_id).await.unwrap().is_some());
     }
 
