@@ -17,7 +17,6 @@
 //!
 //! The comparison is a plain function ([`compare`]); the rest is listing.
 
-use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
@@ -25,6 +24,7 @@ use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::ProfileId;
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 
 use crate::user_pool::{self, MAX_PAGE_SIZE, USER_LIST_DEFAULT_QUOTA, UserLister};
 use crate::{Ctx, Outcome, aws, backfill, progress, queue};

@@ -1,9 +1,10 @@
 //! Metrics in CloudWatch Embedded Metric Format (EMF): one JSON line on stdout per invocation,
 //! which CloudWatch Logs turns into metrics without an API call on the hot path.
 //!
-//! Each function declares its metrics once, as an enum made by [`metric_names!`](crate::metric_names): the name
-//! CloudWatch sees is the variant's, so a misspelt metric is a compile error rather than a new
-//! metric, and the template's tests read the same list. Every counter is emitted on every
+//! Each function declares its metrics once, as an enum made by
+//! [`metric_names!`](crate::metric_names): the name CloudWatch sees is the variant's, so a
+//! misspelt metric is a compile error rather than a new metric, and the template's tests read
+//! the same list. Every counter is emitted on every
 //! invocation (zero included), so dashboards and alarms see a continuous series. Written by
 //! hand rather than with a metrics crate: the format is one small JSON object, and an exporter
 //! with background flushing does not fit Lambda's freeze-between-invocations model.
@@ -40,7 +41,7 @@ pub enum Unit {
 }
 
 impl Unit {
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Self::Count => "Count",
             Self::Milliseconds => "Milliseconds",
@@ -78,7 +79,8 @@ impl MetricsConfig {
     }
 }
 
-/// One function's metrics: an enum whose variants are its metrics (see [`metric_names!`](crate::metric_names)).
+/// One function's metrics: an enum whose variants are its metrics (see
+/// [`metric_names!`](crate::metric_names)).
 /// A metric in [`Unit::Count`] is a counter, one value per invocation; any other unit is a
 /// sample, as many values as were recorded.
 pub trait Metric: Copy + 'static {

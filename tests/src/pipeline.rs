@@ -1,7 +1,6 @@
 //! The whole pipeline on the local stack, one call away: moto, the deployed template, a user
 //! pool, the real trigger and consumer binaries, and the SQS event source.
 
-use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +11,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 
 use crate::cognito::{self, UserPool};
 use crate::event_source::{PollReport, SqsEventSource};

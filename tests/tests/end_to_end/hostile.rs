@@ -3,7 +3,6 @@
 //! send. `pipeline.rs` already covers the plain cases (malformed bodies, one foreign pool, one
 //! refused event of each kind, blank attributes); these are the ones that try harder.
 
-use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use e2e::pipeline::{ConfirmedSignUp, s};
 use e2e::runtime_api::InvokeError;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
-use shared::mapping::{Item, item_size, sync_items};
+use shared::mapping::{Item, PROFILES_KEY, USERS_KEY, item_size, sync_items};
 use shared::{ConfirmationSource, ConfirmedUser, envelope};
 use time::OffsetDateTime;
 

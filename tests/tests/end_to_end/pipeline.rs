@@ -2,7 +2,6 @@
 //! deployed into it. Each test starts its own moto on a free port (stopped by PID at the end),
 //! so tests run in parallel without sharing anything.
 
-use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use e2e::pipeline::{ConfirmedSignUp, StoredItem, envelope_for, s};
 use e2e::runtime_api::InvokeError;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 
 async fn start(label: &str) -> LocalPipeline {
     LocalPipeline::start_or_panic(label, PipelineOptions::default()).await

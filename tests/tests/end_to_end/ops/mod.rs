@@ -11,7 +11,6 @@ mod dlq_peek;
 mod dlq_redrive;
 mod reconcile;
 
-use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -20,6 +19,7 @@ use e2e::ops_cli::{self, OpsRun};
 use e2e::pipeline::{ConfirmedSignUp, envelope_for, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use serde_json::{Value, json};
+use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use shared::{ConfirmationSource, envelope};
 
 const STACK: &str = "cognito-user-sync";
