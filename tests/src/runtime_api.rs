@@ -528,10 +528,13 @@ fn watch_exit(
             Some(body) => format!("{status}; init error: {body}"),
             None => status,
         };
-        let _ = exit_tx.send(Some(why.clone()));
+        // Fail what this process had in flight before announcing its exit: whoever waits for the
+        // exit (a restart after a timeout) may invoke the fresh process at once, and that
+        // invocation must not be drained as this process's.
         for (_, waiter) in shared.pending.lock().unwrap().drain() {
             let _ = waiter.send((Err(InvokeError::Crashed(why.clone())), InvocationTimes::default()));
         }
+        let _ = exit_tx.send(Some(why));
     });
 }
 
