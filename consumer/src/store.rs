@@ -130,6 +130,7 @@ pub fn to_attribute_values(item: &Item) -> HashMap<String, AttributeValue> {
 fn to_attribute_value(value: &ItemValue) -> AttributeValue {
     match value {
         ItemValue::S(text) => AttributeValue::S(text.clone()),
+        ItemValue::N(number) => AttributeValue::N(number.to_string()),
         ItemValue::Bool(flag) => AttributeValue::Bool(*flag),
         ItemValue::Null => AttributeValue::Null(true),
         ItemValue::M(map) => AttributeValue::M(

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod lifecycle;
 pub mod mapping;
 pub mod metrics;
 pub mod pii;

@@ -10,13 +10,16 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
+use crate::ProfileId;
 use crate::timestamp::format_rfc3339;
-use crate::user::ConfirmedUser;
+use crate::user::{ConfirmedUser, non_blank};
 
 /// One attribute value of a DynamoDB item, as far as this product stores them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ItemValue {
     S(String),
+    /// A whole number (`revision`).
+    N(i64),
     Bool(bool),
     Null,
     /// A map of strings (`attributes`).
@@ -35,13 +38,15 @@ pub const PROFILES_KEY: &str = "profile_id";
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// An item's size as DynamoDB counts it: attribute names and string values in UTF-8 bytes,
-/// 1 byte per BOOL or NULL, and for a map 3 bytes plus 1 per entry besides its names and values.
+/// 1 byte per BOOL or NULL, a byte per two digits of a number plus one, and for a map 3 bytes plus 1 per entry besides its names and values.
 pub fn item_size(item: &Item) -> usize {
     item.iter()
         .map(|(name, value)| {
             name.len()
                 + match value {
                     ItemValue::S(text) => text.len(),
+                    // DynamoDB: one byte per two significant digits, plus one.
+                    ItemValue::N(number) => number.unsigned_abs().to_string().len().div_ceil(2) + 1,
                     ItemValue::Bool(_) | ItemValue::Null => 1,
                     ItemValue::M(map) => 3 + map.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>(),
                 }
@@ -74,64 +79,110 @@ impl SyncItems {
 
 /// Maps a confirmed user to the two items, stamped with `now` as `created_at`/`updated_at`.
 pub fn sync_items(user: &ConfirmedUser, now: OffsetDateTime) -> SyncItems {
-    let now = format_rfc3339(now);
-    let profile_id = user.profile_id().to_string();
-
+    let stamp = format_rfc3339(now);
     let mut item = Item::new();
-    item.insert(USERS_KEY, ItemValue::S(user.sub().to_owned()));
-    item.insert("username", ItemValue::S(user.username().to_owned()));
-    item.insert("user_pool_id", ItemValue::S(user.user_pool_id().to_owned()));
-    item.insert(PROFILES_KEY, ItemValue::S(profile_id.clone()));
+    insert_user_fields(
+        &mut item,
+        user.user_pool_id(),
+        user.sub(),
+        user.username(),
+        user.attributes(),
+    );
+    item.insert("confirmed_at", ItemValue::S(format_rfc3339(user.confirmed_at())));
+    item.insert("created_at", ItemValue::S(stamp.clone()));
+    item.insert("updated_at", ItemValue::S(stamp));
+    let profile = profile_item(
+        user.user_pool_id(),
+        user.sub(),
+        user.username(),
+        user.attributes(),
+        now,
+    );
+    SyncItems { user: item, profile }
+}
+
+/// The users item's fields that come from the user's identity and attributes (key, username,
+/// pool, profile id, the copied attributes and the `attributes` map), shared by the confirmation
+/// and the mirror of a user's current state.
+pub fn insert_user_fields(
+    item: &mut Item,
+    user_pool_id: &str,
+    sub: &str,
+    username: &str,
+    attributes: &BTreeMap<String, String>,
+) {
+    let present = |name: &str| non_blank(attributes, name);
+    item.insert(USERS_KEY, ItemValue::S(sub.to_owned()));
+    item.insert("username", ItemValue::S(username.to_owned()));
+    item.insert("user_pool_id", ItemValue::S(user_pool_id.to_owned()));
+    item.insert(
+        PROFILES_KEY,
+        ItemValue::S(ProfileId::derive(user_pool_id, sub).to_string()),
+    );
     for name in COPIED_STRINGS {
-        if let Some(value) = user.attribute(name) {
+        if let Some(value) = present(name) {
             item.insert(name, ItemValue::S(value.to_owned()));
         }
     }
     for name in COPIED_BOOLS {
-        if let Some(flag) = user.attribute(name).and_then(parse_cognito_bool) {
+        if let Some(flag) = present(name).and_then(parse_cognito_bool) {
             item.insert(name, ItemValue::Bool(flag));
         }
     }
-    let attributes: BTreeMap<String, String> = user
-        .attributes()
+    let kept: BTreeMap<String, String> = attributes
         .iter()
         .filter(|(_, value)| !value.trim().is_empty())
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    if !attributes.is_empty() {
-        item.insert("attributes", ItemValue::M(attributes));
+    if !kept.is_empty() {
+        item.insert("attributes", ItemValue::M(kept));
     }
-    item.insert("confirmed_at", ItemValue::S(format_rfc3339(user.confirmed_at())));
-    item.insert("created_at", ItemValue::S(now.clone()));
-    item.insert("updated_at", ItemValue::S(now.clone()));
+}
 
+/// The profile item the application starts from, stamped with `now`.
+pub fn profile_item(
+    user_pool_id: &str,
+    sub: &str,
+    username: &str,
+    attributes: &BTreeMap<String, String>,
+    now: OffsetDateTime,
+) -> Item {
+    let stamp = format_rfc3339(now);
     let mut profile = Item::new();
-    profile.insert(PROFILES_KEY, ItemValue::S(profile_id));
+    profile.insert(
+        PROFILES_KEY,
+        ItemValue::S(ProfileId::derive(user_pool_id, sub).to_string()),
+    );
     // Under the users table's key name: the profiles table's index is on it.
-    profile.insert(USERS_KEY, ItemValue::S(user.sub().to_owned()));
-    profile.insert("full_name", ItemValue::S(full_name(user)));
+    profile.insert(USERS_KEY, ItemValue::S(sub.to_owned()));
+    profile.insert("full_name", ItemValue::S(full_name_of(attributes, username)));
     // The application fills these in; NULL says "known to be unknown" rather than absent.
     profile.insert("id_type", ItemValue::Null);
     profile.insert("id_number", ItemValue::Null);
-    profile.insert("created_at", ItemValue::S(now.clone()));
-    profile.insert("updated_at", ItemValue::S(now));
-
-    SyncItems { user: item, profile }
+    profile.insert("created_at", ItemValue::S(stamp.clone()));
+    profile.insert("updated_at", ItemValue::S(stamp));
+    profile
 }
 
 /// Given and family name; else `name`; else the username (never empty: usernames are not).
 pub fn full_name(user: &ConfirmedUser) -> String {
+    full_name_of(user.attributes(), user.username())
+}
+
+/// [`full_name`] from a user's attributes and username.
+pub fn full_name_of(attributes: &BTreeMap<String, String>, username: &str) -> String {
+    let present = |name: &str| non_blank(attributes, name);
     let parts: Vec<&str> = ["given_name", "family_name"]
         .into_iter()
-        .filter_map(|name| user.attribute(name))
+        .filter_map(present)
         .map(str::trim)
         .collect();
     if !parts.is_empty() {
         return parts.join(" ");
     }
-    match user.attribute("name") {
+    match present("name") {
         Some(name) => name.trim().to_owned(),
-        None => user.username().to_owned(),
+        None => username.to_owned(),
     }
 }
 

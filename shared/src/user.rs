@@ -65,6 +65,12 @@ pub enum UserError {
     SubAttributeMismatch,
     #[error("confirmation time is not between 1970 and 9999 (UTC)")]
     ConfirmedAtOutOfRange,
+    #[error("the user has no `sub` attribute")]
+    MissingSub,
+    #[error("user status is blank or longer than 64 characters")]
+    InvalidStatus,
+    #[error("last-modified time is not between 1970 and 9999 (UTC)")]
+    LastModifiedOutOfRange,
 }
 
 /// A confirmed Cognito user: identity plus every user attribute Cognito sent.
@@ -89,26 +95,8 @@ impl ConfirmedUser {
         confirmed_at: OffsetDateTime,
         source: ConfirmationSource,
     ) -> Result<Self, UserError> {
-        if !is_user_pool_id(user_pool_id) {
-            return Err(UserError::InvalidUserPoolId);
-        }
-        // Cognito's sub is always a UUID; refusing anything else keeps keys well-formed and
-        // guarantees a message cannot smuggle an arbitrary string into a partition key.
-        let sub = Uuid::try_parse(sub)
-            .map_err(|_| UserError::InvalidSub)?
-            .hyphenated()
-            .to_string();
-        // Cognito usernames never contain white space; a blank one would be stored as a blank
-        // string, which the data model rules out.
-        if username.trim().is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
-            return Err(UserError::InvalidUsername);
-        }
-        // Stored times are RFC 3339 in UTC, which only years 0 to 9999 can be written in; an
-        // offset can push a valid-looking time outside them. Nothing real predates 1970.
-        let utc_year = confirmed_at
-            .checked_to_offset(time::UtcOffset::UTC)
-            .map(|t| t.year());
-        if !utc_year.is_some_and(|year| (1970..=9999).contains(&year)) {
+        let sub = check_identity(user_pool_id, sub, username)?;
+        if !is_storable_time(confirmed_at) {
             return Err(UserError::ConfirmedAtOutOfRange);
         }
         if let Some(attr_sub) = attributes.get("sub")
@@ -145,10 +133,7 @@ impl ConfirmedUser {
 
     /// A user attribute, `None` when absent or blank (blank values are never stored).
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .get(name)
-            .map(String::as_str)
-            .filter(|value| !value.trim().is_empty())
+        non_blank(&self.attributes, name)
     }
 
     pub fn confirmed_at(&self) -> OffsetDateTime {
@@ -162,6 +147,46 @@ impl ConfirmedUser {
     pub fn profile_id(&self) -> ProfileId {
         ProfileId::derive(&self.user_pool_id, &self.sub)
     }
+}
+
+/// Checks a user's pool id, sub and username as every way into the tables does; returns the sub
+/// in its one stored form (lower-case hyphenated).
+pub(crate) fn check_identity(user_pool_id: &str, sub: &str, username: &str) -> Result<String, UserError> {
+    if !is_user_pool_id(user_pool_id) {
+        return Err(UserError::InvalidUserPoolId);
+    }
+    let sub = normalise_sub(sub)?;
+    // Cognito usernames never contain white space; a blank one would be stored as a blank
+    // string, which the data model rules out.
+    if username.trim().is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
+        return Err(UserError::InvalidUsername);
+    }
+    Ok(sub)
+}
+
+/// Cognito's sub is always a UUID; refusing anything else keeps keys well-formed and guarantees
+/// a message cannot smuggle an arbitrary string into a partition key.
+pub fn normalise_sub(sub: &str) -> Result<String, UserError> {
+    Ok(Uuid::try_parse(sub)
+        .map_err(|_| UserError::InvalidSub)?
+        .hyphenated()
+        .to_string())
+}
+
+/// Stored times are RFC 3339 in UTC, which only years 0 to 9999 can be written in; an offset can
+/// push a valid-looking time outside them. Nothing real predates 1970.
+pub(crate) fn is_storable_time(at: OffsetDateTime) -> bool {
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .map(|t| t.year())
+        .is_some_and(|year| (1970..=9999).contains(&year))
+}
+
+/// The attribute `name`, unless absent or blank (Cognito sends absent attributes as blanks).
+pub(crate) fn non_blank<'a>(attributes: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    attributes
+        .get(name)
+        .map(String::as_str)
+        .filter(|value| !value.trim().is_empty())
 }
 
 /// Redacts everything but identifiers: a stray `?user` in a log line must not leak PII.

@@ -359,7 +359,7 @@ fn strings_of(item: &Item) -> Vec<(String, &str)> {
         match value {
             ItemValue::S(text) => strings.push(((*name).to_owned(), text.as_str())),
             ItemValue::M(map) => strings.extend(map.iter().map(|(k, v)| (format!("{name}.{k}"), v.as_str()))),
-            ItemValue::Bool(_) | ItemValue::Null => {}
+            ItemValue::N(_) | ItemValue::Bool(_) | ItemValue::Null => {}
         }
     }
     strings

@@ -1,0 +1,541 @@
+//! The users item as a mirror of the user's current Cognito state, and what to write when a
+//! signal says that a user changed.
+//!
+//! A signal carries no state. The consumer reads the users item (and whether the profile
+//! exists), *then* reads the user from Cognito, and [`decide`] says what to write. Every write of
+//! the users item is conditional on the item still being the one read ([`Expected`]: absent, or
+//! its `revision`), and every state stored was read from Cognito before it was written, so a
+//! state read after the item is at least as new as the one stored. Hence a signal delivered
+//! late, twice or out of order can only ever write the user's current state, and a concurrent
+//! writer makes the condition fail, after which the consumer reads both again.
+//!
+//! Cognito's `UserLastModifiedDate` is stored as the version (`cognito_modified_at`). A read
+//! older than the stored version is refused ([`Change::Stale`]): belt and braces against a
+//! lagging read. Two changes within one tick of it carry the same version; the state read last
+//! is then written, which the read order above makes the newer one (so is a change Cognito does
+//! not version at all, such as enabling a user).
+//!
+//! A user the pool no longer has becomes a tombstone: every personal attribute removed,
+//! `deleted_at` set, the key and `profile_id` kept. Nothing is ever written over a tombstone.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::ProfileId;
+use crate::mapping::{Item, ItemValue, PROFILES_KEY, USERS_KEY, insert_user_fields, profile_item};
+use crate::timestamp::{format_rfc3339, parse_rfc3339};
+use crate::user::{UserError, check_identity, is_storable_time};
+
+/// Counts the writes of the users item; every conditional write expects the one it read.
+pub const REVISION: &str = "revision";
+/// Cognito's `UserLastModifiedDate` of the state stored: the version.
+pub const COGNITO_MODIFIED_AT: &str = "cognito_modified_at";
+/// Set on a tombstone: when the service learnt that the user is gone (or was forgotten).
+pub const DELETED_AT: &str = "deleted_at";
+/// The marker a profile gets when its user is deleted.
+pub const PROFILE_DELETED_AT: &str = "user_deleted_at";
+
+/// Fields of the users item that say when this service wrote it, not what the user is.
+const WRITE_STAMPS: [&str; 2] = [REVISION, "updated_at"];
+/// Fields of the users item set once and carried over by every later write.
+const CARRIED: [&str; 2] = ["created_at", "confirmed_at"];
+
+/// A user as Cognito holds them now (`AdminGetUser`, or one user of `ListUsers`).
+#[derive(Clone, PartialEq)]
+pub struct PoolUser {
+    user_pool_id: String,
+    sub: String,
+    username: String,
+    attributes: BTreeMap<String, String>,
+    status: String,
+    enabled: bool,
+    last_modified: OffsetDateTime,
+}
+
+impl PoolUser {
+    /// Validates a user read from Cognito: the sub is the `sub` attribute, which Cognito always
+    /// returns.
+    pub fn new(
+        user_pool_id: &str,
+        username: &str,
+        attributes: BTreeMap<String, String>,
+        status: &str,
+        enabled: bool,
+        last_modified: OffsetDateTime,
+    ) -> Result<Self, UserError> {
+        let sub = attributes.get("sub").ok_or(UserError::MissingSub)?;
+        let sub = check_identity(user_pool_id, sub, username)?;
+        if status.trim().is_empty() || status.len() > 64 {
+            return Err(UserError::InvalidStatus);
+        }
+        if !is_storable_time(last_modified) {
+            return Err(UserError::LastModifiedOutOfRange);
+        }
+        Ok(Self {
+            user_pool_id: user_pool_id.to_owned(),
+            sub,
+            username: username.to_owned(),
+            attributes,
+            status: status.to_owned(),
+            enabled,
+            last_modified,
+        })
+    }
+
+    pub fn sub(&self) -> &str {
+        &self.sub
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    pub fn user_pool_id(&self) -> &str {
+        &self.user_pool_id
+    }
+
+    pub fn attributes(&self) -> &BTreeMap<String, String> {
+        &self.attributes
+    }
+
+    /// Cognito's `UserStatus` (`CONFIRMED`, `FORCE_CHANGE_PASSWORD`, ...).
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn last_modified(&self) -> OffsetDateTime {
+        self.last_modified
+    }
+}
+
+/// Identifiers only: a stray `?user` in a log line must not leak PII.
+impl fmt::Debug for PoolUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolUser")
+            .field("user_pool_id", &self.user_pool_id)
+            .field("sub", &self.sub)
+            .field("status", &self.status)
+            .field("enabled", &self.enabled)
+            .field(
+                "attributes",
+                &format_args!("<{} redacted>", self.attributes.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// An item as read back from DynamoDB.
+pub type StoredItem = BTreeMap<String, ItemValue>;
+
+/// The users item as read, before a decision.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoredUser {
+    Absent,
+    Live(StoredItem),
+    Tombstone(StoredItem),
+}
+
+impl StoredUser {
+    pub fn from_item(item: Option<StoredItem>) -> Self {
+        match item {
+            None => Self::Absent,
+            Some(item) if item.contains_key(DELETED_AT) => Self::Tombstone(item),
+            Some(item) => Self::Live(item),
+        }
+    }
+
+    fn item(&self) -> Option<&StoredItem> {
+        match self {
+            Self::Absent => None,
+            Self::Live(item) | Self::Tombstone(item) => Some(item),
+        }
+    }
+
+    /// What a conditional write of this item expects to find.
+    fn expected(&self) -> Expected {
+        match self.item() {
+            None => Expected::Absent,
+            Some(item) => Expected::Revision(match item.get(REVISION) {
+                Some(ItemValue::N(revision)) => Some(*revision),
+                _ => None,
+            }),
+        }
+    }
+
+    /// The revision the next write carries.
+    fn next_revision(&self) -> i64 {
+        match self.expected() {
+            Expected::Revision(Some(revision)) => revision.saturating_add(1),
+            _ => 1,
+        }
+    }
+
+    fn version(&self) -> Option<OffsetDateTime> {
+        match self.item()?.get(COGNITO_MODIFIED_AT)? {
+            ItemValue::S(text) => parse_rfc3339(text),
+            _ => None,
+        }
+    }
+
+    /// The username the pool knows this user by, when the item says.
+    pub fn username(&self) -> Option<&str> {
+        match self.item()?.get("username")? {
+            ItemValue::S(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        matches!(self, Self::Tombstone(_))
+    }
+}
+
+/// The profile item as read: only whether it exists and carries the deletion marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredProfile {
+    Absent,
+    Present { marked_deleted: bool },
+}
+
+impl StoredProfile {
+    pub fn from_item(item: Option<&StoredItem>) -> Self {
+        match item {
+            None => Self::Absent,
+            Some(item) => Self::Present {
+                marked_deleted: item.contains_key(PROFILE_DELETED_AT),
+            },
+        }
+    }
+}
+
+/// What Cognito says about the user now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observed {
+    Present(PoolUser),
+    /// The pool has no user with this sub.
+    Gone,
+}
+
+/// What happens to the profile when its user is deleted (the `ProfileOnDeletion` parameter).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProfileOnDeletion {
+    /// Only the marker (`user_deleted_at`); the application decides what to keep.
+    #[default]
+    Mark,
+    /// The profile is deleted too.
+    Delete,
+}
+
+impl ProfileOnDeletion {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "mark" => Some(Self::Mark),
+            "delete" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mark => "mark",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// What a conditional write of the users item expects to find there: what was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Absent,
+    /// An item with this `revision` (`None`: one written before revisions, by a confirmation).
+    Revision(Option<i64>),
+}
+
+/// The write to the users table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UsersWrite {
+    Nothing,
+    /// Replace the whole item with `item` if the table still holds what was read.
+    Put {
+        item: Item,
+        expected: Expected,
+    },
+}
+
+/// The write to the profiles table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProfileWrite {
+    Nothing,
+    /// Create the profile unless it exists or the users item has become a tombstone meanwhile
+    /// (checked in the same transaction, so a deletion racing a creation never leaves a profile
+    /// behind).
+    CreateUnlessDeleted(Item),
+    /// Set the deletion marker, if the profile exists and has none.
+    MarkDeleted {
+        at: String,
+    },
+    Delete,
+}
+
+/// What a decision does to the user, for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// First item for this user.
+    Created,
+    /// The stored state replaced by the current one.
+    Updated,
+    /// The stored state is the current one (a profile may still be created).
+    Unchanged,
+    /// The state read is older than the one stored: nothing written.
+    Stale,
+    /// The user is gone from the pool: the item becomes a tombstone.
+    Deleted,
+    /// The item is a tombstone already: nothing but the profile's deletion is ever written.
+    AlreadyDeleted,
+    /// The pool does not have the user and nothing is stored: nothing written.
+    NotInPool,
+    /// Erased on request (`ops forget`).
+    Forgotten,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+            Self::Stale => "stale",
+            Self::Deleted => "deleted",
+            Self::AlreadyDeleted => "already_deleted",
+            Self::NotInPool => "not_in_pool",
+            Self::Forgotten => "forgotten",
+        }
+    }
+}
+
+/// The writes one signal leads to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub users: UsersWrite,
+    pub profile: ProfileWrite,
+    pub change: Change,
+}
+
+impl Decision {
+    fn nothing(change: Change) -> Self {
+        Self {
+            users: UsersWrite::Nothing,
+            profile: ProfileWrite::Nothing,
+            change,
+        }
+    }
+}
+
+/// Given the items as read and then the user as Cognito has them, what to write.
+pub fn decide(
+    stored: &StoredUser,
+    profile: StoredProfile,
+    observed: &Observed,
+    on_deletion: ProfileOnDeletion,
+    now: OffsetDateTime,
+) -> Decision {
+    match (stored, observed) {
+        (StoredUser::Tombstone(_), _) => Decision {
+            users: UsersWrite::Nothing,
+            profile: profile_on_deletion(profile, on_deletion, now),
+            change: Change::AlreadyDeleted,
+        },
+        (StoredUser::Absent, Observed::Gone) => Decision::nothing(Change::NotInPool),
+        (StoredUser::Live(_), Observed::Gone) => Decision {
+            users: UsersWrite::Put {
+                item: tombstone_item(stored, None, now),
+                expected: stored.expected(),
+            },
+            profile: profile_on_deletion(profile, on_deletion, now),
+            change: Change::Deleted,
+        },
+        (StoredUser::Absent | StoredUser::Live(_), Observed::Present(user)) => {
+            let create_profile = match profile {
+                StoredProfile::Absent => ProfileWrite::CreateUnlessDeleted(profile_item(
+                    user.user_pool_id(),
+                    user.sub(),
+                    user.username(),
+                    user.attributes(),
+                    now,
+                )),
+                StoredProfile::Present { .. } => ProfileWrite::Nothing,
+            };
+            if stored
+                .version()
+                .is_some_and(|stored_version| truncated(user.last_modified()) < stored_version)
+            {
+                return Decision::nothing(Change::Stale);
+            }
+            let item = mirror_item(user, stored, now);
+            let change = match stored.item() {
+                None => Change::Created,
+                Some(current) if same_state(current, &item) => {
+                    return Decision {
+                        users: UsersWrite::Nothing,
+                        profile: create_profile,
+                        change: Change::Unchanged,
+                    };
+                }
+                Some(_) => Change::Updated,
+            };
+            Decision {
+                users: UsersWrite::Put {
+                    item,
+                    expected: stored.expected(),
+                },
+                profile: create_profile,
+                change,
+            }
+        }
+    }
+}
+
+/// The erasure of a data subject (`ops forget`): whatever the pool says, the users item becomes
+/// a tombstone and the profile is deleted.
+pub fn forget(
+    stored: &StoredUser,
+    profile: StoredProfile,
+    user_pool_id: &str,
+    sub: &str,
+    now: OffsetDateTime,
+) -> Decision {
+    let profile = match profile {
+        StoredProfile::Absent => ProfileWrite::Nothing,
+        StoredProfile::Present { .. } => ProfileWrite::Delete,
+    };
+    let users = match stored {
+        StoredUser::Tombstone(_) => UsersWrite::Nothing,
+        StoredUser::Absent | StoredUser::Live(_) => UsersWrite::Put {
+            item: tombstone_item(stored, Some((user_pool_id, sub)), now),
+            expected: stored.expected(),
+        },
+    };
+    Decision {
+        users,
+        profile,
+        change: Change::Forgotten,
+    }
+}
+
+fn profile_on_deletion(
+    profile: StoredProfile,
+    on_deletion: ProfileOnDeletion,
+    now: OffsetDateTime,
+) -> ProfileWrite {
+    match (profile, on_deletion) {
+        (StoredProfile::Absent, _) => ProfileWrite::Nothing,
+        (StoredProfile::Present { .. }, ProfileOnDeletion::Delete) => ProfileWrite::Delete,
+        (StoredProfile::Present { marked_deleted: true }, ProfileOnDeletion::Mark) => ProfileWrite::Nothing,
+        (
+            StoredProfile::Present {
+                marked_deleted: false,
+            },
+            ProfileOnDeletion::Mark,
+        ) => ProfileWrite::MarkDeleted {
+            at: format_rfc3339(now),
+        },
+    }
+}
+
+/// The users item for `user`'s current state, carrying over what never changes from `stored`.
+pub fn mirror_item(user: &PoolUser, stored: &StoredUser, now: OffsetDateTime) -> Item {
+    let stamp = format_rfc3339(now);
+    let mut item = Item::new();
+    insert_user_fields(
+        &mut item,
+        user.user_pool_id(),
+        user.sub(),
+        user.username(),
+        user.attributes(),
+    );
+    item.insert("cognito_status", ItemValue::S(user.status().to_owned()));
+    item.insert("enabled", ItemValue::Bool(user.enabled()));
+    item.insert(
+        COGNITO_MODIFIED_AT,
+        ItemValue::S(format_rfc3339(user.last_modified())),
+    );
+    carry_over(&mut item, stored);
+    item.entry("created_at")
+        .or_insert_with(|| ItemValue::S(stamp.clone()));
+    item.insert("updated_at", ItemValue::S(stamp));
+    item.insert(REVISION, ItemValue::N(stored.next_revision()));
+    item
+}
+
+/// The tombstone that replaces `stored`: key, pool, profile id and creation time only.
+/// `identity` (pool id, sub) names the user when nothing is stored.
+fn tombstone_item(stored: &StoredUser, identity: Option<(&str, &str)>, now: OffsetDateTime) -> Item {
+    let stored_string = |name: &str| match stored.item().and_then(|item| item.get(name)) {
+        Some(ItemValue::S(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let pool = stored_string("user_pool_id").or_else(|| identity.map(|(pool, _)| pool.to_owned()));
+    let sub = stored_string(USERS_KEY)
+        .or_else(|| identity.map(|(_, sub)| sub.to_owned()))
+        .unwrap_or_default();
+    let stamp = format_rfc3339(now);
+    let mut item = Item::new();
+    item.insert(USERS_KEY, ItemValue::S(sub.clone()));
+    let profile_id = stored_string(PROFILES_KEY).or_else(|| {
+        pool.as_deref()
+            .map(|pool| ProfileId::derive(pool, &sub).to_string())
+    });
+    if let Some(profile_id) = profile_id {
+        item.insert(PROFILES_KEY, ItemValue::S(profile_id));
+    }
+    if let Some(pool) = pool {
+        item.insert("user_pool_id", ItemValue::S(pool));
+    }
+    if let Some(created_at) = stored_string("created_at") {
+        item.insert("created_at", ItemValue::S(created_at));
+    }
+    item.insert(DELETED_AT, ItemValue::S(stamp.clone()));
+    item.insert("updated_at", ItemValue::S(stamp));
+    item.insert(REVISION, ItemValue::N(stored.next_revision()));
+    item
+}
+
+fn carry_over(item: &mut Item, stored: &StoredUser) {
+    let Some(current) = stored.item() else {
+        return;
+    };
+    for name in CARRIED {
+        if let Some(value @ ItemValue::S(_)) = current.get(name) {
+            item.insert(name, value.clone());
+        }
+    }
+    // Derived the same way every time; carried so that it can never change.
+    if let Some(value @ ItemValue::S(_)) = current.get(PROFILES_KEY) {
+        item.insert(PROFILES_KEY, value.clone());
+    }
+}
+
+/// Whether `stored` already holds the state `next` would write (write stamps aside).
+fn same_state(stored: &StoredItem, next: &Item) -> bool {
+    let stored_fields = stored
+        .iter()
+        .filter(|(name, _)| !WRITE_STAMPS.contains(&name.as_str()));
+    let next_fields = next.iter().filter(|(name, _)| !WRITE_STAMPS.contains(name));
+    stored_fields
+        .map(|(name, value)| (name.as_str(), value))
+        .eq(next_fields.map(|(name, value)| (*name, value)))
+}
+
+/// `at` as stored: to the millisecond.
+fn truncated(at: OffsetDateTime) -> OffsetDateTime {
+    parse_rfc3339(&format_rfc3339(at)).unwrap_or(at)
+}
+
+#[cfg(test)]
+mod tests;

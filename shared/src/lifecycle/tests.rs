@@ -1,0 +1,405 @@
+use super::*;
+
+const POOL: &str = "us-east-1_AbCdEf123";
+const SUB: &str = "0b5e4a3c-1f2d-4e6a-9b8c-7d6e5f4a3b2c";
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_795_000_000 + seconds).unwrap()
+}
+
+fn pool_user(pairs: &[(&str, &str)], enabled: bool, modified: OffsetDateTime) -> PoolUser {
+    let mut attributes: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    attributes.insert("sub".into(), SUB.into());
+    PoolUser::new(POOL, "ana", attributes, "CONFIRMED", enabled, modified).unwrap()
+}
+
+/// The item as DynamoDB would hand it back after `item` was written.
+fn stored(item: &Item) -> StoredItem {
+    item.iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+fn written(decision: &Decision) -> &Item {
+    match &decision.users {
+        UsersWrite::Put { item, .. } => item,
+        UsersWrite::Nothing => panic!("expected a users write: {decision:?}"),
+    }
+}
+
+/// The users item after the signals that saw `user`, starting from nothing.
+fn live(user: &PoolUser, now: OffsetDateTime) -> StoredUser {
+    let decision = decide(
+        &StoredUser::Absent,
+        StoredProfile::Absent,
+        &Observed::Present(user.clone()),
+        ProfileOnDeletion::Mark,
+        now,
+    );
+    StoredUser::from_item(Some(stored(written(&decision))))
+}
+
+fn s(text: &str) -> ItemValue {
+    ItemValue::S(text.to_owned())
+}
+
+const PRESENT: StoredProfile = StoredProfile::Present {
+    marked_deleted: false,
+};
+
+#[test]
+fn absent_item_and_a_user_in_the_pool_creates_the_mirror_and_the_profile() {
+    let user = pool_user(
+        &[("email", "ana@example.com"), ("custom:plan", "pro")],
+        true,
+        at(10),
+    );
+    let decision = decide(
+        &StoredUser::Absent,
+        StoredProfile::Absent,
+        &Observed::Present(user),
+        ProfileOnDeletion::Mark,
+        at(20),
+    );
+    assert_eq!(decision.change, Change::Created);
+    let UsersWrite::Put { item, expected } = &decision.users else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(*expected, Expected::Absent);
+    assert_eq!(item[USERS_KEY], s(SUB));
+    assert_eq!(item["email"], s("ana@example.com"));
+    assert_eq!(item["cognito_status"], s("CONFIRMED"));
+    assert_eq!(item["enabled"], ItemValue::Bool(true));
+    assert_eq!(item[COGNITO_MODIFIED_AT], s(&format_rfc3339(at(10))));
+    assert_eq!(item["created_at"], s(&format_rfc3339(at(20))));
+    assert_eq!(item[REVISION], ItemValue::N(1));
+    let ProfileWrite::CreateUnlessDeleted(profile) = &decision.profile else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(
+        profile[PROFILES_KEY],
+        s(&ProfileId::derive(POOL, SUB).to_string())
+    );
+}
+
+#[test]
+fn a_newer_state_replaces_the_stored_one_removing_what_cognito_removed() {
+    let before = pool_user(
+        &[("email", "ana@example.com"), ("phone_number", "+15550100")],
+        true,
+        at(10),
+    );
+    let item = live(&before, at(11));
+    let after = pool_user(&[("email", "ana@new.example.com")], true, at(30));
+    let decision = decide(
+        &item,
+        PRESENT,
+        &Observed::Present(after),
+        ProfileOnDeletion::Mark,
+        at(40),
+    );
+    assert_eq!(decision.change, Change::Updated);
+    assert_eq!(
+        decision.profile,
+        ProfileWrite::Nothing,
+        "the profile is the application's"
+    );
+    let UsersWrite::Put { item: next, expected } = &decision.users else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(
+        *expected,
+        Expected::Revision(Some(1)),
+        "conditional on what was read"
+    );
+    assert_eq!(next["email"], s("ana@new.example.com"));
+    assert!(
+        !next.contains_key("phone_number"),
+        "removed in Cognito, removed here"
+    );
+    assert_eq!(next[REVISION], ItemValue::N(2));
+    assert_eq!(
+        next["created_at"],
+        s(&format_rfc3339(at(11))),
+        "created_at never changes"
+    );
+    assert_eq!(next[COGNITO_MODIFIED_AT], s(&format_rfc3339(at(30))));
+    assert_eq!(next["updated_at"], s(&format_rfc3339(at(40))));
+}
+
+#[test]
+fn an_older_state_than_the_stored_one_writes_nothing() {
+    let newer = pool_user(&[("email", "ana@new.example.com")], true, at(30));
+    let item = live(&newer, at(31));
+    let older = pool_user(&[("email", "ana@example.com")], true, at(10));
+    let decision = decide(
+        &item,
+        StoredProfile::Absent,
+        &Observed::Present(older),
+        ProfileOnDeletion::Mark,
+        at(40),
+    );
+    assert_eq!(decision, Decision::nothing(Change::Stale));
+}
+
+#[test]
+fn the_same_state_again_writes_nothing_but_repairs_a_missing_profile() {
+    let user = pool_user(&[("email", "ana@example.com")], true, at(10));
+    let item = live(&user, at(11));
+    let decision = decide(
+        &item,
+        PRESENT,
+        &Observed::Present(user.clone()),
+        ProfileOnDeletion::Mark,
+        at(50),
+    );
+    assert_eq!(decision, Decision::nothing(Change::Unchanged));
+
+    let half_synced = decide(
+        &item,
+        StoredProfile::Absent,
+        &Observed::Present(user),
+        ProfileOnDeletion::Mark,
+        at(50),
+    );
+    assert_eq!(half_synced.change, Change::Unchanged);
+    assert_eq!(half_synced.users, UsersWrite::Nothing);
+    assert!(matches!(
+        half_synced.profile,
+        ProfileWrite::CreateUnlessDeleted(_)
+    ));
+}
+
+#[test]
+fn a_different_state_within_the_same_tick_is_written_as_the_later_read() {
+    // Two changes within one tick of UserLastModifiedDate (or a change Cognito does not version,
+    // such as disabling): same version, different state. The item was read before Cognito, so
+    // the state read is the newer one.
+    let first = pool_user(&[("email", "ana@example.com")], true, at(10));
+    let item = live(&first, at(10));
+    let disabled = pool_user(&[("email", "ana@example.com")], false, at(10));
+    let decision = decide(
+        &item,
+        PRESENT,
+        &Observed::Present(disabled),
+        ProfileOnDeletion::Mark,
+        at(10),
+    );
+    assert_eq!(decision.change, Change::Updated);
+    assert_eq!(written(&decision)["enabled"], ItemValue::Bool(false));
+    assert!(matches!(
+        decision.users,
+        UsersWrite::Put {
+            expected: Expected::Revision(Some(1)),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_item_written_by_a_confirmation_is_replaced_by_the_first_state_read() {
+    let user = crate::ConfirmedUser::new(
+        POOL,
+        SUB,
+        "ana",
+        BTreeMap::from([("email".to_owned(), "ana@example.com".to_owned())]),
+        at(5),
+        crate::ConfirmationSource::PostConfirmation,
+    )
+    .unwrap();
+    let confirmation = crate::mapping::sync_items(&user, at(6)).user;
+    let item = StoredUser::from_item(Some(stored(&confirmation)));
+    let read = pool_user(&[("email", "ana@example.com")], true, at(5));
+    let decision = decide(
+        &item,
+        PRESENT,
+        &Observed::Present(read),
+        ProfileOnDeletion::Mark,
+        at(60),
+    );
+    assert_eq!(
+        decision.change,
+        Change::Updated,
+        "status, enabled and version were unknown"
+    );
+    assert!(matches!(
+        decision.users,
+        UsersWrite::Put {
+            expected: Expected::Revision(None),
+            ..
+        }
+    ));
+    let next = written(&decision);
+    assert_eq!(next["confirmed_at"], confirmation["confirmed_at"], "carried over");
+    assert_eq!(next["created_at"], confirmation["created_at"]);
+    assert_eq!(next[PROFILES_KEY], confirmation[PROFILES_KEY]);
+}
+
+#[test]
+fn a_user_gone_from_the_pool_becomes_a_tombstone_without_personal_data() {
+    let user = pool_user(
+        &[
+            ("email", "ana@example.com"),
+            ("name", "Ána"),
+            ("custom:plan", "pro"),
+        ],
+        true,
+        at(10),
+    );
+    let item = live(&user, at(11));
+    for (mode, profile) in [
+        (
+            ProfileOnDeletion::Mark,
+            ProfileWrite::MarkDeleted {
+                at: format_rfc3339(at(70)),
+            },
+        ),
+        (ProfileOnDeletion::Delete, ProfileWrite::Delete),
+    ] {
+        let decision = decide(&item, PRESENT, &Observed::Gone, mode, at(70));
+        assert_eq!(decision.change, Change::Deleted);
+        assert_eq!(decision.profile, profile, "{mode:?}");
+        let UsersWrite::Put {
+            item: tombstone,
+            expected,
+        } = &decision.users
+        else {
+            panic!("{decision:?}")
+        };
+        assert_eq!(*expected, Expected::Revision(Some(1)));
+        let names: Vec<&str> = tombstone.keys().copied().collect();
+        assert_eq!(
+            names,
+            [
+                "created_at",
+                DELETED_AT,
+                PROFILES_KEY,
+                REVISION,
+                "updated_at",
+                USERS_KEY,
+                "user_pool_id"
+            ]
+        );
+        assert_eq!(
+            tombstone[PROFILES_KEY],
+            s(&ProfileId::derive(POOL, SUB).to_string())
+        );
+        assert!(StoredUser::from_item(Some(stored(tombstone))).is_tombstone());
+    }
+}
+
+#[test]
+fn a_tombstone_is_never_written_over_and_only_the_profiles_deletion_is_completed() {
+    let user = pool_user(&[("email", "ana@example.com")], true, at(10));
+    let gone = decide(
+        &live(&user, at(11)),
+        PRESENT,
+        &Observed::Gone,
+        ProfileOnDeletion::Mark,
+        at(20),
+    );
+    let tombstone = StoredUser::from_item(Some(stored(written(&gone))));
+    let back = pool_user(&[("email", "ana@example.com")], true, at(90));
+    for observed in [Observed::Present(back), Observed::Gone] {
+        for profile in [
+            StoredProfile::Absent,
+            PRESENT,
+            StoredProfile::Present { marked_deleted: true },
+        ] {
+            let decision = decide(&tombstone, profile, &observed, ProfileOnDeletion::Mark, at(99));
+            assert_eq!(decision.change, Change::AlreadyDeleted);
+            assert_eq!(decision.users, UsersWrite::Nothing);
+            let expected = match profile {
+                StoredProfile::Present {
+                    marked_deleted: false,
+                } => ProfileWrite::MarkDeleted {
+                    at: format_rfc3339(at(99)),
+                },
+                _ => ProfileWrite::Nothing,
+            };
+            assert_eq!(decision.profile, expected, "{profile:?}");
+        }
+        let deleting = decide(&tombstone, PRESENT, &observed, ProfileOnDeletion::Delete, at(99));
+        assert_eq!(deleting.profile, ProfileWrite::Delete);
+    }
+}
+
+#[test]
+fn a_user_neither_stored_nor_in_the_pool_writes_nothing() {
+    let decision = decide(
+        &StoredUser::Absent,
+        StoredProfile::Absent,
+        &Observed::Gone,
+        ProfileOnDeletion::Delete,
+        at(1),
+    );
+    assert_eq!(decision, Decision::nothing(Change::NotInPool));
+}
+
+#[test]
+fn forget_tombstones_whatever_is_stored_and_deletes_the_profile() {
+    let user = pool_user(&[("email", "ana@example.com")], true, at(10));
+    let cases = [
+        (StoredUser::Absent, Expected::Absent),
+        (live(&user, at(11)), Expected::Revision(Some(1))),
+    ];
+    for (item, expected_condition) in cases {
+        let decision = forget(&item, PRESENT, POOL, SUB, at(80));
+        assert_eq!(decision.change, Change::Forgotten);
+        assert_eq!(decision.profile, ProfileWrite::Delete);
+        let UsersWrite::Put {
+            item: tombstone,
+            expected,
+        } = &decision.users
+        else {
+            panic!("{decision:?}")
+        };
+        assert_eq!(*expected, expected_condition);
+        assert_eq!(tombstone[USERS_KEY], s(SUB));
+        assert_eq!(
+            tombstone[PROFILES_KEY],
+            s(&ProfileId::derive(POOL, SUB).to_string())
+        );
+        assert!(!tombstone.contains_key("email") && !tombstone.contains_key("username"));
+    }
+    let tombstone = StoredUser::from_item(Some(stored(written(&forget(
+        &StoredUser::Absent,
+        StoredProfile::Absent,
+        POOL,
+        SUB,
+        at(80),
+    )))));
+    let again = forget(&tombstone, PRESENT, POOL, SUB, at(81));
+    assert_eq!(again.users, UsersWrite::Nothing, "a tombstone stays as it is");
+    assert_eq!(
+        again.profile,
+        ProfileWrite::Delete,
+        "a marked profile is erased too"
+    );
+}
+
+#[test]
+fn a_pool_user_is_validated_like_a_confirmed_one_and_never_debug_prints_pii() {
+    let attributes = |sub: &str| BTreeMap::from([("sub".to_owned(), sub.to_owned())]);
+    let new =
+        |pool: &str, attributes, status: &str| PoolUser::new(pool, "ana", attributes, status, true, at(0));
+    assert_eq!(
+        new(POOL, BTreeMap::new(), "CONFIRMED"),
+        Err(UserError::MissingSub)
+    );
+    assert_eq!(
+        new(POOL, attributes("nope"), "CONFIRMED"),
+        Err(UserError::InvalidSub)
+    );
+    assert_eq!(
+        new("pool", attributes(SUB), "CONFIRMED"),
+        Err(UserError::InvalidUserPoolId)
+    );
+    assert_eq!(new(POOL, attributes(SUB), " "), Err(UserError::InvalidStatus));
+    let user = pool_user(&[("email", "ana@example.com")], true, at(0));
+    let printed = format!("{user:?}");
+    assert!(!printed.contains("ana"), "{printed}");
+}
