@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use shared::config::{ConfigError, Source, optional, parsed_or, required};
+use shared::lifecycle::ProfileOnDeletion;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -21,6 +22,12 @@ pub struct ConsumerConfig {
     /// function its deadline per invocation only; this lets a margin that could never work be
     /// refused at start-up.
     pub function_timeout: Duration,
+    /// What a user's deletion does to their profile (`PROFILE_ON_DELETION`: mark or delete).
+    pub profile_on_deletion: ProfileOnDeletion,
+    /// `AdminGetUser` calls per second, at most, from one execution environment.
+    pub cognito_gets_per_second: f64,
+    /// `ListUsers` calls per second, at most, from one execution environment.
+    pub cognito_lists_per_second: f64,
 }
 
 impl ConsumerConfig {
@@ -71,6 +78,27 @@ impl ConsumerConfig {
             deadline_margin,
             sdk_max_attempts: in_range("DYNAMODB_MAX_ATTEMPTS", "an integer from 1 to 10", 3, 1..=10)? as u32,
             function_timeout,
+            profile_on_deletion: match optional(env, "PROFILE_ON_DELETION") {
+                None => ProfileOnDeletion::default(),
+                Some(text) => ProfileOnDeletion::parse(&text).ok_or(ConfigError::Invalid {
+                    name: "PROFILE_ON_DELETION",
+                    expected: "mark or delete",
+                })?,
+            },
+            // Per execution environment: the account-wide quotas (UserRead 120/s, UserList 30/s)
+            // divided by ConsumerMaxConcurrency, with room left for everything else.
+            cognito_gets_per_second: in_range(
+                "COGNITO_GETS_PER_SECOND",
+                "an integer from 1 to 120 (Cognito's default UserRead quota per account)",
+                10,
+                1..=120,
+            )? as f64,
+            cognito_lists_per_second: in_range(
+                "COGNITO_LISTS_PER_SECOND",
+                "an integer from 1 to 30 (Cognito's UserList quota per account)",
+                2,
+                1..=30,
+            )? as f64,
         })
     }
 }
@@ -109,6 +137,10 @@ mod tests {
             ("DEADLINE_MARGIN_MS", "30000"),
             ("FUNCTION_TIMEOUT_SECONDS", "0"),
             ("FUNCTION_TIMEOUT_SECONDS", "901"),
+            ("PROFILE_ON_DELETION", "keep"),
+            ("COGNITO_GETS_PER_SECOND", "0"),
+            ("COGNITO_GETS_PER_SECOND", "121"),
+            ("COGNITO_LISTS_PER_SECOND", "31"),
         ];
         for (name, value) in refused {
             let err = ConsumerConfig::from_env(&with(&[(name, value)])).unwrap_err();
@@ -118,6 +150,9 @@ mod tests {
         assert_eq!(ok.deadline_margin, Duration::from_millis(14_999));
         assert_eq!(ok.max_concurrent_records, 10);
         assert_eq!(ok.function_timeout, Duration::from_secs(30));
+        assert_eq!(ok.profile_on_deletion, ProfileOnDeletion::Mark);
+        let deleting = ConsumerConfig::from_env(&with(&[("PROFILE_ON_DELETION", "delete")])).unwrap();
+        assert_eq!(deleting.profile_on_deletion, ProfileOnDeletion::Delete);
     }
 
     #[test]

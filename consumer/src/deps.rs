@@ -3,10 +3,36 @@
 use shared::metrics::MetricsConfig;
 
 use crate::config::ConsumerConfig;
-use crate::store::Store;
+use crate::retry;
+use tables::Store;
 
 pub struct Deps {
     pub config: ConsumerConfig,
     pub metrics: MetricsConfig,
     pub store: Store,
+    /// The user pool, read by refresh signals.
+    pub pool: pool_reader::PoolReader,
+}
+
+impl Deps {
+    /// Connects to DynamoDB and Cognito with one SDK configuration.
+    pub async fn connect(config: ConsumerConfig, metrics: MetricsConfig) -> Self {
+        let sdk = sdk_config::load(retry::sdk_retry(config.sdk_max_attempts), retry::sdk_timeouts()).await;
+        let pool = pool_reader::PoolReader::new(
+            aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            &config.user_pool_id,
+            config.cognito_gets_per_second,
+            config.cognito_lists_per_second,
+        );
+        Self {
+            store: Store::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &config.users_table,
+                &config.profiles_table,
+            ),
+            pool,
+            config,
+            metrics,
+        }
+    }
 }

@@ -16,9 +16,11 @@ use tokio::time::Instant;
 
 use crate::deps::Deps;
 use crate::metrics::ConsumerMetric;
-use crate::record::{self, Processed, RecordError, Synced};
-use crate::store::PutOutcome;
+use crate::record::{self, Outcome, Processed, RecordError, Synced};
+use crate::refresh::{ProfileEffect, Refreshed};
+use shared::lifecycle::Change;
 use std::future::Future;
+use tables::PutOutcome;
 
 /// The batch as a whole failed: every record will be redelivered (harmless: writes are idempotent).
 #[derive(Debug, thiserror::Error)]
@@ -50,16 +52,19 @@ pub async fn handle(
 
     let mut metrics = Metrics::<ConsumerMetric>::new(&deps.metrics);
     let mut outcomes = Vec::with_capacity(results.len());
-    let mut write_retries = 0;
+    let (mut write_retries, mut cognito_retries) = (0, 0);
     for (message, isolated) in results {
         let Processed {
             result,
             write_retries: retries,
+            cognito_retries: reads_retried,
         } = isolated.unwrap_or_else(|err| Processed {
             result: Err(err),
             write_retries: 0,
+            cognito_retries: 0,
         });
         write_retries += u64::from(retries);
+        cognito_retries += u64::from(reads_retried);
         let message_id = message_id(&message);
         outcomes.push((message_id.map(str::to_owned), result.is_ok()));
         let receive_count = message
@@ -67,9 +72,27 @@ pub async fn handle(
             .get("ApproximateReceiveCount")
             .map(String::as_str);
         match result {
-            Ok(synced) => {
+            Ok(Outcome::Synced(synced)) => {
                 count_synced(&mut metrics, &synced);
                 log_synced(message_id, receive_count, &synced);
+            }
+            Ok(Outcome::Refreshed(refreshed)) => {
+                count_refreshed(&mut metrics, &refreshed);
+                tracing::info!(
+                    event = "refreshed",
+                    message_id,
+                    receive_count,
+                    sub = %refreshed.sub,
+                    cause = refreshed.cause.as_str(),
+                    change = refreshed.change.as_str(),
+                    user_written = refreshed.users_written,
+                    profile = refreshed.profile.as_str(),
+                    conflicts = refreshed.conflicts,
+                );
+            }
+            Ok(Outcome::Unattributable(call)) => {
+                metrics.count(ConsumerMetric::UnattributableSignals, 1);
+                tracing::info!(event = "signal_without_user", message_id, call = call.as_str());
             }
             Err(err) => {
                 if err.is_invalid_message() {
@@ -87,6 +110,7 @@ pub async fn handle(
     }
     let reported = outcomes.iter().filter(|(id, ok)| !ok && id.is_some()).count();
     metrics.count(ConsumerMetric::WriteRetries, write_retries);
+    metrics.count(ConsumerMetric::CognitoRetries, cognito_retries);
     metrics.count(ConsumerMetric::BatchItemFailures, reported as u64);
     metrics.emit();
     let response = batch_response(outcomes)?;
@@ -172,7 +196,9 @@ fn count_synced(metrics: &mut Metrics<ConsumerMetric>, synced: &Synced) {
     let written = |outcome| u64::from(outcome == PutOutcome::Written);
     metrics.count(ConsumerMetric::UsersWritten, written(synced.user));
     metrics.count(ConsumerMetric::ProfilesWritten, written(synced.profile));
-    if synced.user == PutOutcome::AlreadyExists && synced.profile == PutOutcome::AlreadyExists {
+    if synced.profile == PutOutcome::UserDeleted {
+        metrics.count(ConsumerMetric::DeletedUserIgnored, 1);
+    } else if synced.user == PutOutcome::AlreadyExists && synced.profile == PutOutcome::AlreadyExists {
         metrics.count(ConsumerMetric::AlreadySynced, 1);
     }
     if let Some(lag) = synced.sync_lag {
@@ -180,10 +206,29 @@ fn count_synced(metrics: &mut Metrics<ConsumerMetric>, synced: &Synced) {
     }
 }
 
+fn count_refreshed(metrics: &mut Metrics<ConsumerMetric>, refreshed: &Refreshed) {
+    let wrote = refreshed.users_written;
+    match refreshed.change {
+        Change::Created => metrics.count(ConsumerMetric::UsersWritten, u64::from(wrote)),
+        Change::Updated => metrics.count(ConsumerMetric::UsersUpdated, u64::from(wrote)),
+        Change::Deleted | Change::Forgotten => metrics.count(ConsumerMetric::UsersDeleted, u64::from(wrote)),
+        Change::Stale => metrics.count(ConsumerMetric::StaleIgnored, 1),
+        Change::AlreadyDeleted => metrics.count(ConsumerMetric::DeletedUserIgnored, 1),
+        Change::NotInPool | Change::NotConfirmed => metrics.count(ConsumerMetric::UsersNotInPool, 1),
+        Change::Unchanged => {}
+    }
+    metrics.count(
+        ConsumerMetric::ProfilesWritten,
+        u64::from(refreshed.profile == ProfileEffect::Created),
+    );
+}
+
 fn log_synced(message_id: Option<&str>, receive_count: Option<&str>, synced: &Synced) {
     let written = |outcome| matches!(outcome, PutOutcome::Written);
     let event = if written(synced.user) || written(synced.profile) {
         "synced"
+    } else if synced.profile == PutOutcome::UserDeleted {
+        "user_deleted"
     } else {
         "already_synced"
     };

@@ -6,5 +6,5 @@ pub mod deps;
 pub mod handler;
 pub mod metrics;
 pub mod record;
+pub mod refresh;
 pub mod retry;
-pub mod store;

@@ -1,5 +1,6 @@
 //! The SQS consumer: one users item and one profile item per confirmation, written with
-//! conditional puts, with partial batch failures reported to the event source mapping.
+//! conditional puts; each refresh signal applies the user's current Cognito state (or their
+//! deletion); partial batch failures are reported to the event source mapping.
 
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use consumer::config::ConsumerConfig;
 use consumer::deps::Deps;
 use consumer::handler;
-use consumer::store;
 
 // One thread: Lambda gives a function a fraction of a core below 1,769 MB, and a worker pool
 // only adds cross-thread wake-ups (eventfd, futex, context switches) to every call (measured in
@@ -28,11 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     let (config, metrics) = config;
-    let deps = Arc::new(Deps {
-        store: store::Store::connect(&config).await,
-        config,
-        metrics,
-    });
+    let deps = Arc::new(Deps::connect(config, metrics).await);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = Arc::clone(&deps);
         async move { handler::handle(deps, event).await }

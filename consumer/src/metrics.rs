@@ -11,11 +11,26 @@ shared::metric_names! {
         AlreadySynced = Count,
         /// Messages that can never succeed (malformed, another pool, too large): DLQ-bound.
         InvalidMessages = Count,
-        /// Retries of a put beyond the SDK's attempts.
+        /// Retries of a DynamoDB call beyond the SDK's attempts.
         WriteRetries = Count,
         /// Records reported failed, for SQS to redeliver.
         BatchItemFailures = Count,
         /// Confirmation to write, per message that wrote something.
         SyncLag = Milliseconds,
+        /// Users items replaced by the user's newer state from Cognito.
+        UsersUpdated = Count,
+        /// Users items turned into tombstones (the user is gone from the pool, or forgotten).
+        UsersDeleted = Count,
+        /// Refreshes whose state read from Cognito was older than the one stored: nothing written.
+        StaleIgnored = Count,
+        /// Messages for a user whose item is a tombstone: nothing written but the profile's deletion.
+        DeletedUserIgnored = Count,
+        /// Refreshes of a user the pool does not have (or has never confirmed) and the tables
+        /// do not hold: nothing written.
+        UsersNotInPool = Count,
+        /// Cognito calls recorded without a sub: no user to refresh (the convergence catches them).
+        UnattributableSignals = Count,
+        /// Retries of a Cognito read beyond the SDK's attempts (throttling included).
+        CognitoRetries = Count,
     }
 }

@@ -1,18 +1,21 @@
-//! One SQS record: decode the envelope, check the pool, write both items.
+//! One SQS record: decode the message, check the pool, then either write both items of a
+//! confirmation or apply a refresh signal (`refresh`).
 
 use std::time::Duration;
 
-use backon::Retryable;
+use shared::envelope::{self, Message};
 use shared::mapping::sync_items;
-use shared::{ConfirmedUser, EnvelopeError, ProfileId, SyncItems, envelope};
+use shared::signal::{CognitoCall, Refresh, Signal};
+use shared::{ConfirmedUser, EnvelopeError, ProfileId, SyncItems};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::deps::Deps;
-use crate::retry;
-use crate::store::{PutOutcome, Table, WriteError};
+use crate::refresh::{self, Refreshed};
+use crate::retry::{Service, retrying};
+use tables::{PutOutcome, Table, WriteError};
 
-/// A record that was synced (or found synced already).
+/// A confirmation that was synced (or found synced already).
 #[derive(Debug)]
 pub struct Synced {
     pub sub: String,
@@ -21,6 +24,15 @@ pub struct Synced {
     pub profile_id: ProfileId,
     pub user: PutOutcome,
     pub profile: PutOutcome,
+}
+
+/// What a record came to when it succeeded.
+#[derive(Debug)]
+pub enum Outcome {
+    Synced(Synced),
+    Refreshed(Refreshed),
+    /// A Cognito call that names no user: nothing to do.
+    Unattributable(CognitoCall),
 }
 
 /// Why a record failed. Every message is safe to log: no value from the body appears in it.
@@ -38,6 +50,10 @@ pub enum RecordError {
     ItemTooLarge { table: &'static str, bytes: usize },
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error("reading the user from Cognito failed: {0}")]
+    Read(#[from] pool_reader::ReadError),
+    #[error("the users item changed under each of {rounds} refreshes in a row; retrying later")]
+    KeptChanging { rounds: u32 },
     #[error("record did not finish before the invocation's deadline")]
     DeadlineExceeded,
     #[error("processing the record panicked")]
@@ -65,107 +81,137 @@ impl RecordError {
             Self::ItemTooLarge { .. } => "item_too_large",
             Self::Write(e) if e.retryable => "write_failed_retryable",
             Self::Write(_) => "write_failed",
+            Self::Read(e) if e.is_retryable() => "cognito_read_failed_retryable",
+            Self::Read(_) => "cognito_read_failed",
+            Self::KeptChanging { .. } => "kept_changing",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Panicked => "panicked",
         }
     }
 }
 
-/// What one message asks the consumer to write, decided without AWS.
+/// What one message asks the consumer to do, decided without AWS.
 #[derive(Debug)]
-pub struct Plan {
-    pub user: ConfirmedUser,
-    pub items: SyncItems,
+pub enum Plan {
+    /// Write both items of a confirmation, create-only.
+    Confirmation { user: ConfirmedUser, items: SyncItems },
+    /// Read the user from Cognito and apply their state.
+    Refresh(Refresh),
+    /// Nothing to do: a Cognito call without a sub.
+    Unattributable(CognitoCall),
 }
 
-/// Decides what to write for a message `body` (the envelope decoded, the pool checked, both items
-/// mapped with `now` and checked against DynamoDB's item size limit), or why nothing can be:
-/// every error here is the message's own and will never succeed.
+/// Decides what to do for a message `body` (decoded, the pool checked; for a confirmation both
+/// items mapped with `now` and checked against DynamoDB's item size limit), or why nothing can
+/// be done: every error here is the message's own and will never succeed.
 pub fn plan(body: Option<&str>, user_pool_id: &str, now: OffsetDateTime) -> Result<Plan, RecordError> {
-    let user = envelope::decode(body.ok_or(RecordError::MissingBody)?)?;
-    if user.user_pool_id() != user_pool_id {
-        return Err(RecordError::ForeignUserPool {
-            expected: user_pool_id.to_owned(),
-            actual: user.user_pool_id().to_owned(),
-        });
+    let foreign = |actual: &str| RecordError::ForeignUserPool {
+        expected: user_pool_id.to_owned(),
+        actual: actual.to_owned(),
+    };
+    match envelope::decode_message(body.ok_or(RecordError::MissingBody)?)? {
+        Message::Confirmation(user) => {
+            if user.user_pool_id() != user_pool_id {
+                return Err(foreign(user.user_pool_id()));
+            }
+            let items = sync_items(&user, now);
+            if let Some((table, bytes)) = items.oversized() {
+                return Err(RecordError::ItemTooLarge { table, bytes });
+            }
+            Ok(Plan::Confirmation { user, items })
+        }
+        Message::Signal(Signal::Refresh(refresh)) => match refresh.user_pool_id() {
+            // A call made with an access token names no pool: the user is looked up in ours.
+            Some(pool) if pool != user_pool_id => Err(foreign(pool)),
+            _ => Ok(Plan::Refresh(refresh)),
+        },
+        Message::Signal(Signal::Unattributable(call)) => Ok(Plan::Unattributable(call)),
     }
-    let items = sync_items(&user, now);
-    if let Some((table, bytes)) = items.oversized() {
-        return Err(RecordError::ItemTooLarge { table, bytes });
-    }
-    Ok(Plan { user, items })
 }
 
 /// What one record came to, and the retries it took on the way.
 #[derive(Debug)]
 pub struct Processed {
-    pub result: Result<Synced, RecordError>,
-    /// Retries of a put beyond the SDK's attempts (`WriteRetries`), whether or not the record
-    /// then succeeded or ran out of time.
+    pub result: Result<Outcome, RecordError>,
+    /// Retries of a DynamoDB call beyond the SDK's attempts (`WriteRetries`), whether or not
+    /// the record then succeeded or ran out of time.
     pub write_retries: u32,
+    /// Retries of a Cognito read beyond the SDK's attempts (`CognitoRetries`).
+    pub cognito_retries: u32,
 }
 
-/// Processes one message body: [`plan`], then both conditional puts, by `deadline`. Safe to run
-/// any number of times for the same body.
+/// Retries counted while a record runs, by service.
+#[derive(Debug, Default)]
+pub struct Retries {
+    pub dynamodb: u32,
+    pub cognito: u32,
+}
+
+/// Processes one message body: [`plan`], then its writes, by `deadline`. Safe to run any number
+/// of times for the same body.
 pub async fn process(deps: &Deps, body: Option<&str>, deadline: Instant) -> Processed {
-    let Plan { user, items } = match plan(body, &deps.config.user_pool_id, OffsetDateTime::now_utc()) {
-        Ok(plan) => plan,
-        Err(err) => {
-            return Processed {
-                result: Err(err),
-                write_retries: 0,
+    let mut retries = Retries::default();
+    let result = match plan(body, &deps.config.user_pool_id, OffsetDateTime::now_utc()) {
+        Err(err) => Err(err),
+        Ok(Plan::Unattributable(call)) => Ok(Outcome::Unattributable(call)),
+        Ok(Plan::Confirmation { user, items }) => {
+            let (mut user_retries, mut profile_retries) = (0, 0);
+            let writes = async {
+                tokio::try_join!(
+                    retrying(
+                        Service::DynamoDb,
+                        Table::Users.as_str(),
+                        &mut user_retries,
+                        || { deps.store.put_if_absent(Table::Users, &items.user) }
+                    ),
+                    retrying(
+                        Service::DynamoDb,
+                        Table::Profiles.as_str(),
+                        &mut profile_retries,
+                        || {
+                            deps.store.create_profile_unless_deleted(
+                                &items.profile,
+                                user.sub(),
+                                deps.config.profile_on_deletion,
+                            )
+                        }
+                    ),
+                )
             };
+            let result = tokio::time::timeout_at(deadline, writes).await;
+            retries.dynamodb += user_retries + profile_retries;
+            match result {
+                Ok(Ok((user_outcome, profile_outcome))) => {
+                    Ok(Outcome::Synced(synced(&user, user_outcome, profile_outcome)))
+                }
+                Ok(Err(err)) => Err(err.into()),
+                Err(_elapsed) => Err(RecordError::DeadlineExceeded),
+            }
         }
-    };
-    let (mut user_retries, mut profile_retries) = (0, 0);
-    let writes = async {
-        tokio::try_join!(
-            put_with_retry(deps, Table::Users, &items.user, &mut user_retries),
-            put_with_retry(deps, Table::Profiles, &items.profile, &mut profile_retries),
-        )
-    };
-    let result = match tokio::time::timeout_at(deadline, writes).await {
-        Ok(Ok((user_outcome, profile_outcome))) => {
-            let wrote = user_outcome == PutOutcome::Written || profile_outcome == PutOutcome::Written;
-            let lag = OffsetDateTime::now_utc() - user.confirmed_at();
-            Ok(Synced {
-                sub: user.sub().to_owned(),
-                sync_lag: wrote.then(|| lag.try_into().unwrap_or_default()),
-                profile_id: user.profile_id(),
-                user: user_outcome,
-                profile: profile_outcome,
-            })
+        Ok(Plan::Refresh(signal)) => {
+            match tokio::time::timeout_at(deadline, refresh::apply(deps, &signal, &mut retries)).await {
+                Ok(result) => result.map(Outcome::Refreshed),
+                Err(_elapsed) => Err(RecordError::DeadlineExceeded),
+            }
         }
-        Ok(Err(err)) => Err(err.into()),
-        Err(_elapsed) => Err(RecordError::DeadlineExceeded),
     };
     Processed {
         result,
-        write_retries: user_retries + profile_retries,
+        write_retries: retries.dynamodb,
+        cognito_retries: retries.cognito,
     }
 }
 
-/// Retries what the SDK's own attempts did not absorb, as [`retry::write_backoff`] says,
-/// counting each retry in `retries`.
-async fn put_with_retry(
-    deps: &Deps,
-    table: Table,
-    item: &shared::Item,
-    retries: &mut u32,
-) -> Result<PutOutcome, WriteError> {
-    (|| deps.store.put_if_absent(table, item))
-        .retry(retry::write_backoff())
-        .when(|err: &WriteError| err.retryable)
-        .notify(|err: &WriteError, wait: Duration| {
-            *retries += 1;
-            tracing::warn!(
-                event = "write_retry",
-                table = table.as_str(),
-                retry_in_ms = wait.as_millis() as u64,
-                error = %err,
-            );
-        })
-        .await
+fn synced(user: &ConfirmedUser, user_outcome: PutOutcome, profile_outcome: PutOutcome) -> Synced {
+    let wrote = user_outcome == PutOutcome::Written || profile_outcome == PutOutcome::Written;
+    let lag = OffsetDateTime::now_utc() - user.confirmed_at();
+    Synced {
+        sub: user.sub().to_owned(),
+        sync_lag: wrote.then(|| lag.try_into().unwrap_or_default()),
+        profile_id: user.profile_id(),
+        user: user_outcome,
+        profile: profile_outcome,
+    }
 }
 
 #[cfg(test)]
@@ -198,9 +244,13 @@ mod tests {
     #[test]
     fn a_valid_message_plans_both_items_stamped_with_now() {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
-        let plan = plan(Some(&body(POOL, &[("email", "ana@example.com")])), POOL, now).unwrap();
-        assert_eq!(plan.user.sub(), SUB);
-        assert_eq!(plan.items, sync_items(&plan.user, now));
+        let Plan::Confirmation { user, items } =
+            plan(Some(&body(POOL, &[("email", "ana@example.com")])), POOL, now).unwrap()
+        else {
+            panic!("a confirmation plans a confirmation")
+        };
+        assert_eq!(user.sub(), SUB);
+        assert_eq!(items, sync_items(&user, now));
     }
 
     #[test]
@@ -214,5 +264,30 @@ mod tests {
         let err = plan(Some(&body(POOL, &[("custom:bio", &huge)])), POOL, now).unwrap_err();
         assert!(matches!(err, RecordError::ItemTooLarge { .. }), "{err}");
         assert!(err.is_invalid_message());
+    }
+
+    #[test]
+    fn a_signal_for_another_pool_is_refused_and_one_naming_no_pool_is_looked_up_in_ours() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let other = Refresh::requested("eu-west-1_Other1", SUB, None).unwrap();
+        let err = plan(Some(&envelope::encode_refresh(&other)), POOL, now).unwrap_err();
+        assert_eq!(err.reason(), "foreign_user_pool");
+        let token_call = serde_json::json!({
+            "version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cognito-idp",
+            "detail": {"eventName": "DeleteUser", "requestParameters": {"accessToken": "HIDDEN_DUE_TO_SECURITY_REASONS"},
+                       "additionalEventData": {"sub": SUB}}
+        });
+        let Plan::Refresh(refresh) = plan(Some(&token_call.to_string()), POOL, now).unwrap() else {
+            panic!("a call naming a sub is a refresh")
+        };
+        assert_eq!((refresh.sub(), refresh.user_pool_id()), (SUB, None));
+        let anonymous = serde_json::json!({
+            "version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cognito-idp",
+            "detail": {"eventName": "AdminDisableUser", "requestParameters": {"userPoolId": POOL}}
+        });
+        assert!(matches!(
+            plan(Some(&anonymous.to_string()), POOL, now),
+            Ok(Plan::Unattributable(CognitoCall::AdminDisableUser))
+        ));
     }
 }

@@ -17,7 +17,9 @@
 use anyhow::Result;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{Map, Value, json};
+use shared::envelope::Message as DecodedMessage;
 use shared::pii::{Redacted, is_non_personal};
+use shared::signal::Signal;
 use time::OffsetDateTime;
 
 use crate::{Ctx, Outcome, aws, progress, queue};
@@ -88,15 +90,27 @@ pub fn describe(message: &Message, show_pii: bool) -> Peeked {
         user: None,
         body: None,
     };
-    match shared::envelope::decode(body) {
-        Ok(user) => {
-            let mask = |value: &str| {
-                if show_pii {
-                    value.to_owned()
-                } else {
-                    Redacted(value).to_string()
-                }
-            };
+    let mask = |value: &str| {
+        if show_pii {
+            value.to_owned()
+        } else {
+            Redacted(value).to_string()
+        }
+    };
+    match shared::envelope::decode_message(body) {
+        Ok(DecodedMessage::Signal(Signal::Refresh(refresh))) => {
+            peeked.user = Some(json!({
+                "user_pool_id": refresh.user_pool_id(),
+                "sub": refresh.sub(),
+                "source": "refresh",
+                "cause": refresh.cause().as_str(),
+                "username": refresh.username().map(mask),
+            }));
+        }
+        Ok(DecodedMessage::Signal(Signal::Unattributable(call))) => {
+            peeked.user = Some(json!({ "source": "refresh", "cause": call.as_str() }));
+        }
+        Ok(DecodedMessage::Confirmation(user)) => {
             let attributes: Map<String, Value> = user
                 .attributes()
                 .iter()
@@ -319,6 +333,19 @@ mod tests {
         );
         assert!(!peeked.to_json().to_string().contains("ana@example.com"));
         assert!(!table(&[peeked]).contains("ana@example.com"));
+    }
+
+    #[test]
+    fn a_refresh_signal_shows_pool_sub_and_cause_with_the_username_masked() {
+        let refresh = shared::signal::Refresh::requested(POOL, SUB, Some("ana@example.com")).unwrap();
+        let peeked = describe(&message(&shared::envelope::encode_refresh(&refresh)), false);
+        assert_eq!(peeked.reason, "valid_envelope");
+        let user = peeked.user.unwrap();
+        assert_eq!(
+            (user["sub"].as_str(), user["cause"].as_str()),
+            (Some(SUB), Some("requested"))
+        );
+        assert_eq!(user["username"], "[redacted]");
     }
 
     #[test]

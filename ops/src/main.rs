@@ -1,7 +1,7 @@
 //! `ops`: the operator's command line for cognito-user-sync.
 //!
 //! One file per subcommand (`dlq_peek.rs`, `dlq_redrive.rs`, `backfill.rs`, `reconcile.rs`,
-//! `attach_trigger.rs`, `detach_trigger.rs`), each with its arguments and a `run` that returns an [`Outcome`]; the
+//! `attach_trigger.rs`, `detach_trigger.rs`, `forget.rs`), each with its arguments and a `run` that returns an [`Outcome`]; the
 //! decisions they make are plain functions, unit-tested beside them. This file only parses the
 //! command line, builds what every subcommand shares (one SDK configuration, the clients, the
 //! stack's names) and turns the outcome into an exit code.
@@ -24,6 +24,7 @@ mod backfill;
 mod detach_trigger;
 mod dlq_peek;
 mod dlq_redrive;
+mod forget;
 mod progress;
 mod queue;
 mod reconcile;
@@ -83,6 +84,9 @@ enum Command {
     /// Remove this deployment's Post Confirmation trigger from the pool (before or after
     /// deleting the stack), carrying every other setting over unchanged.
     DetachTrigger(detach_trigger::Args),
+    /// Erase one user (a data-subject request): their users item becomes a tombstone and their
+    /// profile is deleted, so that nothing re-creates them. Cognito is not changed.
+    Forget(forget::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,6 +211,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::Reconcile(args) => reconcile::run(&ctx, &args).await,
         Command::AttachTrigger(args) => attach_trigger::run(&ctx, &args).await,
         Command::DetachTrigger(args) => detach_trigger::run(&ctx, &args).await,
+        Command::Forget(args) => forget::run(&ctx, &args).await,
     }
 }
 

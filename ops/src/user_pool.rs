@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -16,9 +15,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use backon::{ExponentialBuilder, Retryable};
 use shared::{ConfirmationSource, ConfirmedUser, UserError};
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
 use crate::aws;
+pub use pool_reader::Pacer;
 
 /// The most users Cognito returns per `ListUsers` page.
 pub const MAX_PAGE_SIZE: i32 = 60;
@@ -43,15 +42,7 @@ pub const USER_LIST_DEFAULT_QUOTA: f64 = 30.0;
 /// Confirmation, and are selected from then on), `ARCHIVED` (deprecated: no longer active) and
 /// any status this SDK does not know.
 pub fn must_be_synced(status: Option<&UserStatusType>) -> bool {
-    matches!(
-        status,
-        Some(
-            UserStatusType::Confirmed
-                | UserStatusType::ExternalProvider
-                | UserStatusType::ResetRequired
-                | UserStatusType::Compromised
-        )
-    )
+    status.is_some_and(|status| shared::lifecycle::confirmed_at_least_once(status.as_str()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,36 +236,6 @@ fn is_retryable(err: &SdkError<ListUsersError, HttpResponse>) -> bool {
     }
 }
 
-/// A client-side rate limit: request starts are spaced at least `1 / rate` seconds apart.
-pub struct Pacer {
-    interval: Duration,
-    next_slot: Mutex<Option<Instant>>,
-}
-
-impl Pacer {
-    pub fn per_second(rate: f64) -> Self {
-        Self {
-            interval: Duration::from_secs_f64(1.0 / rate),
-            next_slot: Mutex::new(None),
-        }
-    }
-
-    pub async fn wait(&self) {
-        let delay = self.reserve(Instant::now());
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// Takes the next free slot and returns how long after `now` it starts.
-    fn reserve(&self, now: Instant) -> Duration {
-        let mut next = self.next_slot.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = next.map_or(now, |n| n.max(now));
-        *next = Some(slot + self.interval);
-        slot - now
-    }
-}
-
 /// The user's `sub`, from its attributes.
 pub fn sub_of(user: &UserType) -> Option<&str> {
     user.attributes()
@@ -362,19 +323,6 @@ mod tests {
             confirmed_user(POOL, &user(&[("email", "a@example.com")])),
             Err(UserError::InvalidSub)
         );
-    }
-
-    #[test]
-    fn pacer_spaces_requests_by_the_rate() {
-        let pacer = Pacer::per_second(5.0);
-        let now = Instant::now();
-        assert_eq!(pacer.reserve(now), Duration::ZERO);
-        assert_eq!(pacer.reserve(now), Duration::from_millis(200));
-        assert_eq!(pacer.reserve(now), Duration::from_millis(400));
-        // After a quiet spell there is no debt to pay back, and no burst either.
-        let later = now + Duration::from_secs(10);
-        assert_eq!(pacer.reserve(later), Duration::ZERO);
-        assert_eq!(pacer.reserve(later), Duration::from_millis(200));
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //! }
 //! ```
 //!
+//! A refresh signal is the same version with `"source": "refresh"`, the pool, the `sub` and
+//! optionally the `username`, and no state: the consumer reads the user from Cognito. The queue
+//! also carries Cognito calls that EventBridge routed from CloudTrail, as EventBridge sends them
+//! (see [`crate::signal`]); [`decode_message`] tells the three apart.
+//!
 //! Fields this version does not know are ignored, so a producer can add optional fields without
 //! a version bump; anything that changes the meaning of a field needs a new `version`, and the
 //! consumer refuses versions it does not know rather than guess.
@@ -26,8 +31,22 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::signal::{Refresh, Signal, decode_cloudtrail};
 use crate::timestamp::{format_rfc3339, parse_rfc3339};
 use crate::user::{ConfirmationSource, ConfirmedUser, UserError};
+
+/// The `source` of a refresh envelope.
+const REFRESH_SOURCE: &str = "refresh";
+
+/// What a message on the sync queue asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// Create the user's items if absent, from the state the confirmation carried.
+    Confirmation(ConfirmedUser),
+    /// Read the user from Cognito and apply their current state (or nothing: see
+    /// [`Signal::Unattributable`]).
+    Signal(Signal),
+}
 
 /// The only envelope version this build reads and writes.
 pub const ENVELOPE_VERSION: u64 = 1;
@@ -54,9 +73,15 @@ pub enum EnvelopeError {
     #[error("field `confirmed_at` is not an RFC 3339 timestamp between 1970 and 9999 (UTC)")]
     InvalidTimestamp,
     #[error(
-        "field `source` must be \"post_confirmation\", \"post_confirmation_forgot_password\" or \"backfill\""
+        "field `source` must be \"post_confirmation\", \"post_confirmation_forgot_password\", \"backfill\" or \"refresh\""
     )]
     UnknownSource,
+    #[error("message is an EventBridge event but not a Cognito API call recorded by CloudTrail")]
+    NotACognitoCall,
+    #[error("message is a Cognito API call this consumer does not handle (field `detail.eventName`)")]
+    UnhandledCall,
+    #[error("message is a refresh signal where a confirmation was expected")]
+    NotAConfirmation,
     #[error(transparent)]
     InvalidUser(#[from] UserError),
 }
@@ -73,6 +98,9 @@ impl EnvelopeError {
             Self::UnsupportedVersion(_) => "unsupported_version",
             Self::InvalidTimestamp => "invalid_timestamp",
             Self::UnknownSource => "unknown_source",
+            Self::NotACognitoCall => "not_a_cognito_call",
+            Self::UnhandledCall => "unhandled_call",
+            Self::NotAConfirmation => "not_a_confirmation",
             Self::InvalidUser(_) => "invalid_user",
         }
     }
@@ -91,6 +119,21 @@ pub fn encode(user: &ConfirmedUser) -> String {
     })
     .to_string();
     escape_for_sqs(body)
+}
+
+/// Encodes a refresh signal: `{"version": 1, "source": "refresh", "user_pool_id", "sub"}`, plus
+/// `username` when known.
+pub fn encode_refresh(refresh: &Refresh) -> String {
+    let mut body = json!({
+        "version": ENVELOPE_VERSION,
+        "source": REFRESH_SOURCE,
+        "user_pool_id": refresh.user_pool_id(),
+        "sub": refresh.sub(),
+    });
+    if let Some(username) = refresh.username() {
+        body["username"] = json!(username);
+    }
+    escape_for_sqs(body.to_string())
 }
 
 /// Whether SQS accepts `c` in a message body: `#x9 | #xA | #xD | #x20-#xD7FF |
@@ -119,8 +162,17 @@ fn escape_for_sqs(json: String) -> String {
     escaped
 }
 
-/// Decodes and validates a message body.
+/// Decodes and validates a message body that must be a confirmation.
 pub fn decode(body: &str) -> Result<ConfirmedUser, EnvelopeError> {
+    match decode_message(body)? {
+        Message::Confirmation(user) => Ok(user),
+        Message::Signal(_) => Err(EnvelopeError::NotAConfirmation),
+    }
+}
+
+/// Decodes and validates any message of the sync queue: an envelope (a confirmation or a
+/// refresh) or a Cognito call EventBridge routed from CloudTrail.
+pub fn decode_message(body: &str) -> Result<Message, EnvelopeError> {
     if body.trim().is_empty() {
         return Err(EnvelopeError::Empty);
     }
@@ -133,6 +185,9 @@ pub fn decode(body: &str) -> Result<ConfirmedUser, EnvelopeError> {
             found: json_type(&value),
         });
     };
+    if object.contains_key("detail-type") {
+        return Ok(Message::Signal(decode_cloudtrail(&object)?));
+    }
 
     let version = match required(&object, "version")? {
         Value::Number(n) => n
@@ -144,8 +199,21 @@ pub fn decode(body: &str) -> Result<ConfirmedUser, EnvelopeError> {
         return Err(EnvelopeError::UnsupportedVersion(version));
     }
 
-    let source =
-        ConfirmationSource::parse(required_str(&object, "source")?).ok_or(EnvelopeError::UnknownSource)?;
+    let source_name = required_str(&object, "source")?;
+    if source_name == REFRESH_SOURCE {
+        let username = match object.get("username") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.as_str()),
+            Some(other) => return Err(wrong_type("username", "a string", other)),
+        };
+        let refresh = Refresh::requested(
+            required_str(&object, "user_pool_id")?,
+            required_str(&object, "sub")?,
+            username,
+        )?;
+        return Ok(Message::Signal(Signal::Refresh(refresh)));
+    }
+    let source = ConfirmationSource::parse(source_name).ok_or(EnvelopeError::UnknownSource)?;
     let user_pool_id = required_str(&object, "user_pool_id")?;
     let sub = required_str(&object, "sub")?;
     let username = required_str(&object, "username")?;
@@ -159,7 +227,8 @@ pub fn decode(body: &str) -> Result<ConfirmedUser, EnvelopeError> {
     match ConfirmedUser::new(user_pool_id, sub, username, attributes, confirmed_at, source) {
         // The envelope's own words for its field: the timestamp parsed, but cannot be stored.
         Err(UserError::ConfirmedAtOutOfRange) => Err(EnvelopeError::InvalidTimestamp),
-        other => Ok(other?),
+        Ok(user) => Ok(Message::Confirmation(user)),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -488,5 +557,51 @@ mod tests {
             value[field] = bad;
             assert_eq!(decode_value(value), Err(expected), "{field}");
         }
+    }
+
+    #[test]
+    fn a_refresh_round_trips_with_and_without_a_username_and_is_not_a_confirmation() {
+        for username in [None, Some("ana")] {
+            let refresh = Refresh::requested(POOL, &SUB.to_uppercase(), username).unwrap();
+            let body = encode_refresh(&refresh);
+            assert_eq!(
+                decode_message(&body),
+                Ok(Message::Signal(Signal::Refresh(refresh))),
+                "{body}"
+            );
+            assert_eq!(decode(&body), Err(EnvelopeError::NotAConfirmation));
+        }
+        let no_sub = json!({"version": 1, "source": "refresh", "user_pool_id": POOL}).to_string();
+        assert_eq!(
+            decode_message(&no_sub),
+            Err(EnvelopeError::MissingField { field: "sub" })
+        );
+        let numeric_username =
+            json!({"version": 1, "source": "refresh", "user_pool_id": POOL, "sub": SUB, "username": 7})
+                .to_string();
+        assert_eq!(
+            decode_message(&numeric_username).unwrap_err().reason(),
+            "wrong_type"
+        );
+    }
+
+    #[test]
+    fn an_eventbridge_event_is_told_apart_from_an_envelope() {
+        let event = json!({
+            "version": "0",
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.cognito-idp",
+            "detail": {"eventName": "AdminDeleteUser", "requestParameters": {"userPoolId": POOL},
+                       "additionalEventData": {"sub": SUB}}
+        });
+        let Ok(Message::Signal(Signal::Refresh(refresh))) = decode_message(&event.to_string()) else {
+            panic!("expected a refresh")
+        };
+        assert_eq!(refresh.sub(), SUB);
+        let unknown = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"});
+        assert_eq!(
+            decode_message(&unknown.to_string()),
+            Err(EnvelopeError::NotACognitoCall)
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod pii;
 pub mod profile_id;
+pub mod signal;
 pub mod telemetry;
 pub mod timestamp;
 pub mod user;

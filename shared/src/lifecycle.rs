@@ -34,6 +34,9 @@ pub const REVISION: &str = "revision";
 pub const COGNITO_MODIFIED_AT: &str = "cognito_modified_at";
 /// Set on a tombstone: when the service learnt that the user is gone (or was forgotten).
 pub const DELETED_AT: &str = "deleted_at";
+/// Set on the tombstone of a user erased on request (`ops forget`): their profile is deleted,
+/// whatever `ProfileOnDeletion` says, and stays deleted.
+pub const FORGOTTEN_AT: &str = "forgotten_at";
 /// The marker a profile gets when its user is deleted.
 pub const PROFILE_DELETED_AT: &str = "user_deleted_at";
 
@@ -41,6 +44,17 @@ pub const PROFILE_DELETED_AT: &str = "user_deleted_at";
 const WRITE_STAMPS: [&str; 2] = [REVISION, "updated_at"];
 /// Fields of the users item set once and carried over by every later write.
 const CARRIED: [&str; 2] = ["created_at", "confirmed_at"];
+
+/// Whether a user of this Cognito status has been confirmed at least once, and so belongs in the
+/// tables (see `ops`'s `must_be_synced` for what each status means). A user not yet confirmed
+/// (`UNCONFIRMED`, or `FORCE_CHANGE_PASSWORD`: created by an administrator, never signed in) is
+/// not written until they are; once written, a user is mirrored whatever their status.
+pub fn confirmed_at_least_once(status: &str) -> bool {
+    matches!(
+        status,
+        "CONFIRMED" | "EXTERNAL_PROVIDER" | "RESET_REQUIRED" | "COMPROMISED"
+    )
+}
 
 /// A user as Cognito holds them now (`AdminGetUser`, or one user of `ListUsers`).
 #[derive(Clone, PartialEq)]
@@ -194,6 +208,11 @@ impl StoredUser {
     pub fn is_tombstone(&self) -> bool {
         matches!(self, Self::Tombstone(_))
     }
+
+    /// A tombstone left by `ops forget`.
+    pub fn is_forgotten(&self) -> bool {
+        matches!(self, Self::Tombstone(item) if item.contains_key(FORGOTTEN_AT))
+    }
 }
 
 /// The profile item as read: only whether it exists and carries the deletion marker.
@@ -272,9 +291,9 @@ pub enum UsersWrite {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProfileWrite {
     Nothing,
-    /// Create the profile unless it exists or the users item has become a tombstone meanwhile
-    /// (checked in the same transaction, so a deletion racing a creation never leaves a profile
-    /// behind).
+    /// Create the profile unless it exists; if the users item has become a tombstone meanwhile
+    /// (read after the creation), the profile gets the deletion's effect, so a deletion racing a
+    /// creation never leaves a profile behind.
     CreateUnlessDeleted(Item),
     /// Set the deletion marker, if the profile exists and has none.
     MarkDeleted {
@@ -300,6 +319,8 @@ pub enum Change {
     AlreadyDeleted,
     /// The pool does not have the user and nothing is stored: nothing written.
     NotInPool,
+    /// The user has never been confirmed and nothing is stored: nothing written yet.
+    NotConfirmed,
     /// Erased on request (`ops forget`).
     Forgotten,
 }
@@ -314,6 +335,7 @@ impl Change {
             Self::Deleted => "deleted",
             Self::AlreadyDeleted => "already_deleted",
             Self::NotInPool => "not_in_pool",
+            Self::NotConfirmed => "not_confirmed",
             Self::Forgotten => "forgotten",
         }
     }
@@ -348,18 +370,25 @@ pub fn decide(
     match (stored, observed) {
         (StoredUser::Tombstone(_), _) => Decision {
             users: UsersWrite::Nothing,
-            profile: profile_on_deletion(profile, on_deletion, now),
+            profile: match (stored.is_forgotten(), profile) {
+                (true, StoredProfile::Present { .. }) => ProfileWrite::Delete,
+                (true, StoredProfile::Absent) => ProfileWrite::Nothing,
+                (false, _) => profile_on_deletion(profile, on_deletion, now),
+            },
             change: Change::AlreadyDeleted,
         },
         (StoredUser::Absent, Observed::Gone) => Decision::nothing(Change::NotInPool),
         (StoredUser::Live(_), Observed::Gone) => Decision {
             users: UsersWrite::Put {
-                item: tombstone_item(stored, None, now),
+                item: tombstone_item(stored, None, now, false),
                 expected: stored.expected(),
             },
             profile: profile_on_deletion(profile, on_deletion, now),
             change: Change::Deleted,
         },
+        (StoredUser::Absent, Observed::Present(user)) if !confirmed_at_least_once(user.status()) => {
+            Decision::nothing(Change::NotConfirmed)
+        }
         (StoredUser::Absent | StoredUser::Live(_), Observed::Present(user)) => {
             let create_profile = match profile {
                 StoredProfile::Absent => ProfileWrite::CreateUnlessDeleted(profile_item(
@@ -380,7 +409,7 @@ pub fn decide(
             let item = mirror_item(user, stored, now);
             let change = match stored.item() {
                 None => Change::Created,
-                Some(current) if same_state(current, &item) => {
+                Some(current) if holds_state(current, &item) => {
                     return Decision {
                         users: UsersWrite::Nothing,
                         profile: create_profile,
@@ -402,7 +431,7 @@ pub fn decide(
 }
 
 /// The erasure of a data subject (`ops forget`): whatever the pool says, the users item becomes
-/// a tombstone and the profile is deleted.
+/// a tombstone marked `forgotten_at` and the profile is deleted, for good.
 pub fn forget(
     stored: &StoredUser,
     profile: StoredProfile,
@@ -414,12 +443,14 @@ pub fn forget(
         StoredProfile::Absent => ProfileWrite::Nothing,
         StoredProfile::Present { .. } => ProfileWrite::Delete,
     };
-    let users = match stored {
-        StoredUser::Tombstone(_) => UsersWrite::Nothing,
-        StoredUser::Absent | StoredUser::Live(_) => UsersWrite::Put {
-            item: tombstone_item(stored, Some((user_pool_id, sub)), now),
+    // A deleted user's tombstone is rewritten once, to say they were forgotten too.
+    let users = if stored.is_forgotten() {
+        UsersWrite::Nothing
+    } else {
+        UsersWrite::Put {
+            item: tombstone_item(stored, Some((user_pool_id, sub)), now, true),
             expected: stored.expected(),
-        },
+        }
     };
     Decision {
         users,
@@ -475,7 +506,12 @@ pub fn mirror_item(user: &PoolUser, stored: &StoredUser, now: OffsetDateTime) ->
 
 /// The tombstone that replaces `stored`: key, pool, profile id and creation time only.
 /// `identity` (pool id, sub) names the user when nothing is stored.
-fn tombstone_item(stored: &StoredUser, identity: Option<(&str, &str)>, now: OffsetDateTime) -> Item {
+fn tombstone_item(
+    stored: &StoredUser,
+    identity: Option<(&str, &str)>,
+    now: OffsetDateTime,
+    forgotten: bool,
+) -> Item {
     let stored_string = |name: &str| match stored.item().and_then(|item| item.get(name)) {
         Some(ItemValue::S(text)) => Some(text.clone()),
         _ => None,
@@ -500,7 +536,12 @@ fn tombstone_item(stored: &StoredUser, identity: Option<(&str, &str)>, now: Offs
     if let Some(created_at) = stored_string("created_at") {
         item.insert("created_at", ItemValue::S(created_at));
     }
-    item.insert(DELETED_AT, ItemValue::S(stamp.clone()));
+    // A tombstone rewritten by `ops forget` keeps when the user was deleted.
+    let deleted_at = stored_string(DELETED_AT).unwrap_or_else(|| stamp.clone());
+    item.insert(DELETED_AT, ItemValue::S(deleted_at));
+    if forgotten {
+        item.insert(FORGOTTEN_AT, ItemValue::S(stamp.clone()));
+    }
     item.insert("updated_at", ItemValue::S(stamp));
     item.insert(REVISION, ItemValue::N(stored.next_revision()));
     item
@@ -522,7 +563,7 @@ fn carry_over(item: &mut Item, stored: &StoredUser) {
 }
 
 /// Whether `stored` already holds the state `next` would write (write stamps aside).
-fn same_state(stored: &StoredItem, next: &Item) -> bool {
+pub fn holds_state(stored: &StoredItem, next: &Item) -> bool {
     let stored_fields = stored
         .iter()
         .filter(|(name, _)| !WRITE_STAMPS.contains(&name.as_str()));

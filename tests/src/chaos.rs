@@ -344,3 +344,20 @@ pub fn counts(injected: &BTreeMap<&str, u64>) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// A line per phase of a chaos run (`run` names it), so that a long run shows where it is and
+/// where the time went.
+pub fn progress(run: &str, started: std::time::Instant, phase: &str) {
+    eprintln!("{run}: {phase} after {} s", started.elapsed().as_secs());
+}
+
+/// A number from the environment (a run's size or seed), or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
+        })
+        .unwrap_or(default)
+}

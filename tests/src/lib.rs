@@ -16,6 +16,7 @@
 //! The tests themselves are one binary, `tests/tests/end_to_end/`, a module per area.
 
 pub mod chaos;
+pub mod cloudtrail;
 pub mod cognito;
 pub mod cpu_share;
 pub mod emf;

@@ -323,6 +323,15 @@ impl LocalPipeline {
         Ok(sent.message_id().unwrap_or_default().to_owned())
     }
 
+    /// Records that `call` was made on user `sub` as CloudTrail would (see [`crate::cloudtrail`])
+    /// and puts it on the local bus, whose rule (the stack's) routes it to the sync queue.
+    /// `names_pool`: an Admin* call names the pool; a call made with an access token does not.
+    pub async fn record_cognito_call(&self, call: &str, sub: Option<&str>, names_pool: bool) -> Result<()> {
+        let pool = names_pool.then_some(self.pool.id.as_str());
+        let events = aws_sdk_eventbridge::Client::new(&self.sdk);
+        crate::cloudtrail::put(&events, &crate::cloudtrail::record(call, pool, sub)).await
+    }
+
     /// Receives every message in the DLQ (hiding them for a minute) and returns their bodies
     /// and receipt handles.
     pub async fn dlq_messages(&self) -> Result<Vec<(String, String)>> {

@@ -101,9 +101,17 @@ struct Invocation {
     delivered: oneshot::Sender<Instant>,
 }
 
+/// Where an invocation's answer goes.
+type Answer = oneshot::Sender<(Outcome, InvocationTimes)>;
+
 struct Shared {
     next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<(Outcome, InvocationTimes)>>>,
+    /// Invocations waiting for their answer, each with the generation of the process it was
+    /// sent to (so that a process's exit fails its own invocations only, not those of the
+    /// process that replaces it).
+    pending: Mutex<HashMap<String, (u64, Answer)>>,
+    /// The generation the next process started gets.
+    next_generation: std::sync::atomic::AtomicU64,
     delivered: Mutex<HashMap<String, Instant>>,
     process_times: Mutex<Option<ProcessTimes>>,
     function_arn: String,
@@ -131,6 +139,7 @@ struct Process {
     kill: mpsc::Sender<()>,
     pid: Option<u32>,
     exited: watch::Receiver<Option<String>>,
+    generation: u64,
 }
 
 /// What starting the function's process takes.
@@ -169,6 +178,7 @@ impl LambdaFunction {
         let shared = Arc::new(Shared {
             next: tokio::sync::Mutex::new(receiver),
             pending: Mutex::new(HashMap::new()),
+            next_generation: std::sync::atomic::AtomicU64::new(0),
             delivered: Mutex::new(HashMap::new()),
             process_times: Mutex::new(None),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
@@ -240,13 +250,20 @@ impl LambdaFunction {
 
     async fn invoke_untracked(&self, payload: &Value) -> (Outcome, InvocationTimes) {
         let untimed = |outcome: Outcome| (outcome, InvocationTimes::default());
-        let mut exited = self.process.lock().unwrap().exited.clone();
+        let (mut exited, generation) = {
+            let process = self.process.lock().unwrap();
+            (process.exited.clone(), process.generation)
+        };
         if let Some(why) = exited.borrow().clone() {
             return untimed(Err(InvokeError::Crashed(why)));
         }
         let request_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
-        self.shared.pending.lock().unwrap().insert(request_id.clone(), tx);
+        self.shared
+            .pending
+            .lock()
+            .unwrap()
+            .insert(request_id.clone(), (generation, tx));
         let (delivered_tx, delivered_rx) = oneshot::channel();
         let invocation = Invocation {
             request_id: request_id.clone(),
@@ -381,8 +398,23 @@ fn spawn(
     let (exit_tx, exited) = watch::channel(None);
     let (kill, kill_rx) = mpsc::channel(1);
     let pid = child.id();
-    watch_exit(child, kill_rx, exit_tx, Arc::clone(shared), [out_task, err_task]);
-    Ok(Process { kill, pid, exited })
+    let generation = shared
+        .next_generation
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    watch_exit(
+        child,
+        kill_rx,
+        exit_tx,
+        Arc::clone(shared),
+        generation,
+        [out_task, err_task],
+    );
+    Ok(Process {
+        kill,
+        pid,
+        exited,
+        generation,
+    })
 }
 
 impl LambdaFunction {
@@ -503,13 +535,14 @@ fn join_cgroup(file: &std::fs::File) -> std::io::Result<()> {
     }
 }
 
-/// Waits for the child to exit (or kills it on request), then fails every pending invocation,
+/// Waits for the child to exit (or kills it on request), then fails the invocations sent to it,
 /// so that a crash ends them at once instead of at their timeout.
 fn watch_exit(
     mut child: Child,
     mut kill: mpsc::Receiver<()>,
     exit_tx: watch::Sender<Option<String>>,
     shared: Arc<Shared>,
+    generation: u64,
     readers: [tokio::task::JoinHandle<()>; 2],
 ) {
     tokio::spawn(async move {
@@ -528,13 +561,21 @@ fn watch_exit(
             Some(body) => format!("{status}; init error: {body}"),
             None => status,
         };
-        // Fail what this process had in flight before announcing its exit: whoever waits for the
-        // exit (a restart after a timeout) may invoke the fresh process at once, and that
-        // invocation must not be drained as this process's.
-        for (_, waiter) in shared.pending.lock().unwrap().drain() {
+        let _ = exit_tx.send(Some(why.clone()));
+        // Only this process's invocations: whoever waited for the exit (a restart after a
+        // timeout) may already have sent the next one to the fresh process.
+        let mine: Vec<_> = {
+            let mut pending = shared.pending.lock().unwrap();
+            let ids: Vec<String> = pending
+                .iter()
+                .filter(|(_, (sent_to, _))| *sent_to == generation)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter().filter_map(|id| pending.remove(&id)).collect()
+        };
+        for (_, waiter) in mine {
             let _ = waiter.send((Err(InvokeError::Crashed(why.clone())), InvocationTimes::default()));
         }
-        let _ = exit_tx.send(Some(why));
     });
 }
 
@@ -626,7 +667,7 @@ fn settle(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
         answered: Some(Instant::now()),
     };
     match shared.pending.lock().unwrap().remove(id) {
-        Some(waiter) => {
+        Some((_, waiter)) => {
             let _ = waiter.send((outcome, times));
             StatusCode::ACCEPTED
         }

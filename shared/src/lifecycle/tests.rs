@@ -340,6 +340,40 @@ fn a_user_neither_stored_nor_in_the_pool_writes_nothing() {
 }
 
 #[test]
+fn a_user_never_confirmed_is_not_written_until_confirmed_and_then_mirrored_whatever_their_status() {
+    let mut attributes = BTreeMap::from([("sub".to_owned(), SUB.to_owned())]);
+    attributes.insert("email".into(), "ana@example.com".into());
+    let invited = PoolUser::new(
+        POOL,
+        "ana",
+        attributes.clone(),
+        "FORCE_CHANGE_PASSWORD",
+        true,
+        at(1),
+    )
+    .unwrap();
+    let decision = decide(
+        &StoredUser::Absent,
+        StoredProfile::Absent,
+        &Observed::Present(invited),
+        ProfileOnDeletion::Mark,
+        at(2),
+    );
+    assert_eq!(decision, Decision::nothing(Change::NotConfirmed));
+
+    let item = live(&pool_user(&[("email", "ana@example.com")], true, at(3)), at(3));
+    let reset = PoolUser::new(POOL, "ana", attributes, "RESET_REQUIRED", true, at(4)).unwrap();
+    let decision = decide(
+        &item,
+        PRESENT,
+        &Observed::Present(reset),
+        ProfileOnDeletion::Mark,
+        at(5),
+    );
+    assert_eq!(written(&decision)["cognito_status"], s("RESET_REQUIRED"));
+}
+
+#[test]
 fn forget_tombstones_whatever_is_stored_and_deletes_the_profile() {
     let user = pool_user(&[("email", "ana@example.com")], true, at(10));
     let cases = [
@@ -372,13 +406,50 @@ fn forget_tombstones_whatever_is_stored_and_deletes_the_profile() {
         SUB,
         at(80),
     )))));
+    assert!(tombstone.is_forgotten());
     let again = forget(&tombstone, PRESENT, POOL, SUB, at(81));
-    assert_eq!(again.users, UsersWrite::Nothing, "a tombstone stays as it is");
+    assert_eq!(
+        again.users,
+        UsersWrite::Nothing,
+        "a forgotten user's tombstone stays as it is"
+    );
     assert_eq!(
         again.profile,
         ProfileWrite::Delete,
-        "a marked profile is erased too"
+        "a profile re-created meanwhile is erased too"
     );
+    // Whatever ProfileOnDeletion says, a forgotten user's profile is deleted, not marked.
+    let refreshed = decide(
+        &tombstone,
+        PRESENT,
+        &Observed::Gone,
+        ProfileOnDeletion::Mark,
+        at(82),
+    );
+    assert_eq!(refreshed.profile, ProfileWrite::Delete);
+
+    // A user deleted earlier and then forgotten: the tombstone says so, and keeps deleted_at.
+    let user = pool_user(&[("email", "ana@example.com")], true, at(10));
+    let gone = decide(
+        &live(&user, at(11)),
+        PRESENT,
+        &Observed::Gone,
+        ProfileOnDeletion::Mark,
+        at(20),
+    );
+    let deleted = StoredUser::from_item(Some(stored(written(&gone))));
+    assert!(!deleted.is_forgotten());
+    let forgotten = forget(&deleted, PRESENT, POOL, SUB, at(90));
+    let rewritten = written(&forgotten);
+    assert_eq!(rewritten[DELETED_AT], s(&format_rfc3339(at(20))));
+    assert_eq!(rewritten[FORGOTTEN_AT], s(&format_rfc3339(at(90))));
+    assert!(matches!(
+        forgotten.users,
+        UsersWrite::Put {
+            expected: Expected::Revision(Some(2)),
+            ..
+        }
+    ));
 }
 
 #[test]

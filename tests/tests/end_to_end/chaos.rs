@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::chaos::{ConsumerChaos, Consumers, Tables, counts, deliveries_by_sub, events};
+use e2e::chaos::{ConsumerChaos, Consumers, Tables, counts, deliveries_by_sub, env_number, events, progress};
 use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy, PUT_ITEM, SEND_MESSAGE, SplitMix64};
 use e2e::pipeline::{ConfirmedSignUp, envelope_for, s};
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
@@ -115,7 +115,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
         },
         consumers.run_while(&producing),
     );
-    progress(started, "confirmed");
+    progress("chaos", started, "confirmed");
 
     // 2. The application edits profiles; then their confirmation arrives again.
     let edited = edit_profiles(&pipeline, &input.users, &plans).await;
@@ -125,13 +125,13 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
         pipeline.send_raw(&body).await.unwrap();
     }
     consumers.drain().await;
-    progress(started, "edited_and_redelivered");
+    progress("chaos", started, "edited_and_redelivered");
 
     // 3. The operator redrives the DLQ once; what is not malformed is synced this time.
     let redrive = pipeline.ops(&["--json", "dlq", "redrive", "--client-side"]).await;
     assert_eq!(redrive.code, Some(0), "{redrive}");
     consumers.drain().await;
-    progress(started, "redriven");
+    progress("chaos", started, "redriven");
 
     // 4. Users whose enqueue failed are exactly the ones reconcile reports missing; a repair
     //    brings them in.
@@ -191,7 +191,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
         Some(0),
         "in sync after the repair\n{after_repair}"
     );
-    progress(started, "repaired");
+    progress("chaos", started, "repaired");
 
     // 5. The promise, counted from the tables, the DLQ and the logs; the figures first, so
     //    that a failing run shows them too.
@@ -291,22 +291,6 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
         consumers.kills(),
         "the only invocations that failed as a whole are the ones crashed on purpose"
     );
-}
-
-/// A line per phase, so that a long run shows where it is and where the time went.
-fn progress(started: Instant, phase: &str) {
-    eprintln!("chaos: {phase} after {} s", started.elapsed().as_secs());
-}
-
-/// A number from the environment, or `default`.
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
-        })
-        .unwrap_or(default)
 }
 
 // ---------------------------------------------------------------------------------------------

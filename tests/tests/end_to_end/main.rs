@@ -7,6 +7,8 @@ mod chaos;
 mod deploy;
 mod hostile;
 mod lambda_placement;
+mod lifecycle;
+mod lifecycle_chaos;
 mod metrics;
 mod ops;
 mod pipeline;

@@ -204,19 +204,30 @@ fn trigger_may_only_send_to_the_queue_and_write_its_logs() {
 }
 
 #[test]
-fn consumer_may_only_put_items_and_read_its_queue() {
+fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_its_queue() {
     let t = template();
     let statements = allowed(resource(&t, "ConsumerRole"));
     for (actions, resources) in &statements {
         for action in actions {
             match action.as_str() {
-                "dynamodb:PutItem" => {
+                // The reads and conditional writes the consumer makes, on the two tables only.
+                "dynamodb:GetItem" | "dynamodb:PutItem" | "dynamodb:UpdateItem" | "dynamodb:DeleteItem" => {
                     let tables = resources.as_array().expect("a list of tables");
                     assert_eq!(tables.len(), 2);
                     for table in tables {
                         let target = &table["Fn::GetAtt"][0];
                         assert!(target == "UsersTable" || target == "ProfilesTable", "{table}");
                     }
+                }
+                // The user reads of a refresh, on the stack's pool only.
+                "cognito-idp:AdminGetUser" | "cognito-idp:ListUsers" => {
+                    let arn = resources["Fn::Sub"][0].as_str().expect("the pool's ARN");
+                    assert!(arn.ends_with(":userpool/${PoolId}"), "{resources}");
+                    assert_eq!(
+                        resources["Fn::Sub"][1]["PoolId"]["Fn::If"][0],
+                        json!("CreateUserPool"),
+                        "{resources}"
+                    );
                 }
                 // Exactly what the event source mapping uses; the function itself calls no SQS
                 // API, so sqs:ChangeMessageVisibility (allowed before) is refused here.
@@ -751,9 +762,139 @@ fn every_checkov_skip_is_justified_inline() {
             skips += 1;
         }
     }
-    // Queues, tables and log groups (one each) and the two functions (four each).
+    // Queues, tables and log groups (one each), the two functions (four each), the trail's
+    // bucket (one) and the trail (two).
     assert_eq!(
-        skips, 14,
+        skips, 17,
         "a skip was added or removed: keep this count and the README in step"
     );
+}
+
+#[test]
+fn the_rule_routes_exactly_the_calls_the_consumer_handles_and_admin_calls_of_this_pool_only() {
+    let t = template();
+    let rule = &resource(&t, "CognitoChangesRule")["Properties"];
+    let pattern = &rule["EventPattern"];
+    assert_eq!(pattern["source"], json!([shared::signal::COGNITO_EVENT_SOURCE]));
+    assert_eq!(
+        pattern["detail-type"],
+        json!([shared::signal::CLOUDTRAIL_DETAIL_TYPE])
+    );
+    assert_eq!(
+        pattern["detail"]["errorCode"],
+        json!([{"exists": false}]),
+        "failed calls changed nothing"
+    );
+    let branches = pattern["detail"]["$or"].as_array().expect("two branches");
+    assert_eq!(branches.len(), 2);
+    let names = |branch: &Value| -> BTreeSet<String> {
+        branch["eventName"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (admin, token) = (names(&branches[0]), names(&branches[1]));
+    // Admin* calls name the pool: only this stack's are routed. The others name none.
+    assert_eq!(
+        branches[0]["requestParameters"]["userPoolId"],
+        json!([{"Fn::If": ["CreateUserPool", {"Ref": "UserPool"}, {"Ref": "ExistingUserPoolId"}]}]),
+        "{}",
+        branches[0]
+    );
+    assert!(admin.iter().all(|n| n.starts_with("Admin")), "{admin:?}");
+    assert!(token.iter().all(|n| !n.starts_with("Admin")), "{token:?}");
+    assert!(branches[1].get("requestParameters").is_none());
+    let routed: BTreeSet<String> = admin.union(&token).cloned().collect();
+    let handled: BTreeSet<String> = shared::signal::CognitoCall::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        routed, handled,
+        "the rule and the consumer's decoder list the same calls"
+    );
+
+    let target = &rule["Targets"][0];
+    assert_eq!(target["Arn"], json!({"Fn::GetAtt": ["SyncQueue", "Arn"]}));
+    assert_eq!(
+        target["DeadLetterConfig"]["Arn"],
+        json!({"Fn::GetAtt": ["SyncDeadLetterQueue", "Arn"]})
+    );
+    // EventBridge may send to the queues for this rule only.
+    let statements = resource(&t, "SyncQueuePolicy")["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let from_events: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Principal"]["Service"] == "events.amazonaws.com")
+        .collect();
+    assert_eq!(from_events.len(), 1);
+    assert_eq!(from_events[0]["Action"], "sqs:SendMessage");
+    assert_eq!(
+        from_events[0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!({"Fn::GetAtt": ["CognitoChangesRule", "Arn"]})
+    );
+}
+
+#[test]
+fn a_created_trail_logs_write_management_events_validated_and_encrypted_in_a_private_bucket() {
+    let t = template();
+    let trail = resource(&t, "CognitoChangesTrail");
+    assert_eq!(trail["Condition"], "CreateTrail");
+    let p = &trail["Properties"];
+    assert_eq!(p["IsLogging"], true);
+    assert_eq!(p["EnableLogFileValidation"], true);
+    assert_eq!(p["KMSKeyId"], json!({"Fn::GetAtt": ["TrailKey", "Arn"]}));
+    let selectors = p["AdvancedEventSelectors"][0]["FieldSelectors"]
+        .as_array()
+        .unwrap();
+    assert!(selectors.contains(&json!({"Field": "eventCategory", "Equals": ["Management"]})));
+    assert!(selectors.contains(&json!({"Field": "readOnly", "Equals": ["false"]})));
+    assert_eq!(resource(&t, "TrailKey")["Properties"]["EnableKeyRotation"], true);
+    let bucket = resource(&t, "TrailBucket");
+    assert_eq!(
+        bucket["DeletionPolicy"], "Retain",
+        "audit records outlive the stack"
+    );
+    let block = &bucket["Properties"]["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting], true, "{setting}");
+    }
+    let statements = resource(&t, "TrailBucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        statements
+            .iter()
+            .any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false")
+    );
+    for allow in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        assert_eq!(
+            allow["Principal"],
+            json!({"Service": "cloudtrail.amazonaws.com"}),
+            "{allow}"
+        );
+        assert!(
+            allow["Condition"]["StringEquals"].get("aws:SourceArn").is_some(),
+            "{allow}"
+        );
+    }
+    // With an existing trail, none of it is created.
+    for name in [
+        "TrailKey",
+        "TrailBucket",
+        "TrailBucketPolicy",
+        "CognitoChangesTrail",
+    ] {
+        assert_eq!(resource(&t, name)["Condition"], "CreateTrail", "{name}");
+    }
 }

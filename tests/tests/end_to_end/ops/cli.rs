@@ -54,6 +54,12 @@ async fn bad_input_fails_with_a_message_naming_the_problem() {
     let run = pipeline.ops(&["backfill", "--user-pool-id", "not-a-pool"]).await;
     run.assert_code(2);
     assert!(run.stderr.contains("not a user pool id"), "{run}");
+    let run = pipeline.ops(&["forget", "--sub", "not-a-sub"]).await;
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("--sub") && run.stderr.contains("a Cognito sub is a UUID"),
+        "{run}"
+    );
     let run = pipeline
         .ops(&["backfill", "--user-pool-id", &pool, "--page-size", "61"])
         .await;

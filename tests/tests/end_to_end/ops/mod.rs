@@ -9,6 +9,7 @@ mod backfill;
 mod cli;
 mod dlq_peek;
 mod dlq_redrive;
+mod forget;
 mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,196 @@
+//! A refresh signal: read the users item and the profile, *then* the user from Cognito, let
+//! [`shared::lifecycle::decide`] say what to write, and write it. A write conditional on what
+//! was read that finds the item changed starts the round again.
+//!
+//! The order of the reads is what makes a late signal harmless: whatever is stored was read
+//! from Cognito before it was written, and this round read it before reading Cognito, so the
+//! state this round read is at least as new.
+
+use shared::ProfileId;
+use shared::lifecycle::{Change, Decision, Observed, ProfileWrite, StoredUser, UsersWrite, decide};
+use shared::mapping::{MAX_ITEM_BYTES, item_size};
+use shared::signal::{Cause, Refresh};
+use time::OffsetDateTime;
+
+use crate::deps::Deps;
+use crate::record::{RecordError, Retries};
+use crate::retry::{Service, retrying};
+use tables::{Conditional, PutOutcome};
+
+/// Rounds of read, decide and write before the record is handed back to SQS for later.
+const MAX_ROUNDS: u32 = 5;
+
+/// What a refresh did.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub sub: String,
+    pub cause: Cause,
+    pub change: Change,
+    pub users_written: bool,
+    pub profile: ProfileEffect,
+    /// Rounds that found the item changed under them.
+    pub conflicts: u32,
+}
+
+/// What a refresh did to the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileEffect {
+    Unchanged,
+    Created,
+    MarkedDeleted,
+    Deleted,
+}
+
+impl ProfileEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchanged => "unchanged",
+            Self::Created => "created",
+            Self::MarkedDeleted => "marked_deleted",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// Applies `signal`: the user's current state, or their deletion, reaches the tables.
+pub async fn apply(deps: &Deps, signal: &Refresh, retries: &mut Retries) -> Result<Refreshed, RecordError> {
+    let pool = &deps.config.user_pool_id;
+    let profile_id = ProfileId::derive(pool, signal.sub()).to_string();
+    for round in 0..MAX_ROUNDS {
+        let (mut user_retries, mut profile_retries) = (0, 0);
+        let reads = tokio::try_join!(
+            retrying(Service::DynamoDb, "users", &mut user_retries, || deps
+                .store
+                .read_user(signal.sub())),
+            retrying(Service::DynamoDb, "profiles", &mut profile_retries, || {
+                deps.store.read_profile(&profile_id)
+            }),
+        );
+        retries.dynamodb += user_retries + profile_retries;
+        let (stored, profile) = reads?;
+        let observed = if stored.is_tombstone() {
+            // Nothing is ever written over a tombstone: what the pool says does not matter.
+            Observed::Gone
+        } else {
+            observe(deps, &stored, signal, retries).await?
+        };
+        let decision = decide(
+            &stored,
+            profile,
+            &observed,
+            deps.config.profile_on_deletion,
+            OffsetDateTime::now_utc(),
+        );
+        if let Some(done) = execute(deps, signal, decision, &profile_id, retries).await? {
+            return Ok(Refreshed {
+                conflicts: round,
+                ..done
+            });
+        }
+    }
+    Err(RecordError::KeptChanging { rounds: MAX_ROUNDS })
+}
+
+/// What Cognito says about the signal's user now.
+///
+/// By the username the users item stores, when there is one: the pool having no user of that
+/// name, or a user of that name with another sub (usernames are unique within a pool), means
+/// that this user is gone. Otherwise by the signal's username, if it has one, and failing that
+/// by `ListUsers` filtered on the sub.
+async fn observe(
+    deps: &Deps,
+    stored: &StoredUser,
+    signal: &Refresh,
+    retries: &mut Retries,
+) -> Result<Observed, RecordError> {
+    let reader = &deps.pool;
+    let mine = |user: Option<shared::lifecycle::PoolUser>| user.filter(|user| user.sub() == signal.sub());
+    if let Some(username) = stored.username() {
+        let user = retrying(Service::Cognito, "AdminGetUser", &mut retries.cognito, || {
+            reader.get(username)
+        })
+        .await?;
+        return Ok(mine(user).map_or(Observed::Gone, Observed::Present));
+    }
+    if let Some(username) = signal.username() {
+        let user = retrying(Service::Cognito, "AdminGetUser", &mut retries.cognito, || {
+            reader.get(username)
+        })
+        .await?;
+        if let Some(user) = mine(user) {
+            return Ok(Observed::Present(user));
+        }
+    }
+    let user = retrying(Service::Cognito, "ListUsers", &mut retries.cognito, || {
+        reader.find_by_sub(signal.sub())
+    })
+    .await?;
+    Ok(mine(user).map_or(Observed::Gone, Observed::Present))
+}
+
+/// Carries out `decision`; `None` when the users item changed since it was read.
+async fn execute(
+    deps: &Deps,
+    signal: &Refresh,
+    decision: Decision,
+    profile_id: &str,
+    retries: &mut Retries,
+) -> Result<Option<Refreshed>, RecordError> {
+    let mut users_written = false;
+    if let UsersWrite::Put { item, expected } = &decision.users {
+        let bytes = item_size(item);
+        if bytes > MAX_ITEM_BYTES {
+            return Err(RecordError::ItemTooLarge {
+                table: "users",
+                bytes,
+            });
+        }
+        let written = retrying(Service::DynamoDb, "users", &mut retries.dynamodb, || {
+            deps.store.put_user(item, *expected)
+        })
+        .await?;
+        if written == Conditional::Conflict {
+            return Ok(None);
+        }
+        users_written = true;
+    }
+    // After the users item: a tombstone is in place before the profile is touched, so a
+    // confirmation racing this deletion can no longer create the profile.
+    let profile = match &decision.profile {
+        ProfileWrite::Nothing => ProfileEffect::Unchanged,
+        ProfileWrite::CreateUnlessDeleted(item) => {
+            let outcome = retrying(Service::DynamoDb, "profiles", &mut retries.dynamodb, || {
+                deps.store
+                    .create_profile_unless_deleted(item, signal.sub(), deps.config.profile_on_deletion)
+            })
+            .await?;
+            match outcome {
+                PutOutcome::Written => ProfileEffect::Created,
+                // Created meanwhile, or the user deleted meanwhile (whose deletion handles it).
+                PutOutcome::AlreadyExists | PutOutcome::UserDeleted => ProfileEffect::Unchanged,
+            }
+        }
+        ProfileWrite::MarkDeleted { at } => {
+            retrying(Service::DynamoDb, "profiles", &mut retries.dynamodb, || {
+                deps.store.mark_profile_deleted(profile_id, at)
+            })
+            .await?;
+            ProfileEffect::MarkedDeleted
+        }
+        ProfileWrite::Delete => {
+            retrying(Service::DynamoDb, "profiles", &mut retries.dynamodb, || {
+                deps.store.delete_profile(profile_id)
+            })
+            .await?;
+            ProfileEffect::Deleted
+        }
+    };
+    Ok(Some(Refreshed {
+        sub: signal.sub().to_owned(),
+        cause: signal.cause(),
+        change: decision.change,
+        users_written,
+        profile,
+        conflicts: 0,
+    }))
+}
