@@ -196,7 +196,7 @@ fn count_synced(metrics: &mut Metrics<ConsumerMetric>, synced: &Synced) {
     let written = |outcome| u64::from(outcome == PutOutcome::Written);
     metrics.count(ConsumerMetric::UsersWritten, written(synced.user));
     metrics.count(ConsumerMetric::ProfilesWritten, written(synced.profile));
-    if synced.profile == PutOutcome::UserDeleted {
+    if synced.user == PutOutcome::UserDeleted {
         metrics.count(ConsumerMetric::DeletedUserIgnored, 1);
     } else if synced.user == PutOutcome::AlreadyExists && synced.profile == PutOutcome::AlreadyExists {
         metrics.count(ConsumerMetric::AlreadySynced, 1);
@@ -227,7 +227,7 @@ fn log_synced(message_id: Option<&str>, receive_count: Option<&str>, synced: &Sy
     let written = |outcome| matches!(outcome, PutOutcome::Written);
     let event = if written(synced.user) || written(synced.profile) {
         "synced"
-    } else if synced.profile == PutOutcome::UserDeleted {
+    } else if synced.user == PutOutcome::UserDeleted {
         "user_deleted"
     } else {
         "already_synced"

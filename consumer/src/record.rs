@@ -168,13 +168,7 @@ pub async fn process(deps: &Deps, body: Option<&str>, deadline: Instant) -> Proc
                         Service::DynamoDb,
                         Table::Profiles.as_str(),
                         &mut profile_retries,
-                        || {
-                            deps.store.create_profile_unless_deleted(
-                                &items.profile,
-                                user.sub(),
-                                deps.config.profile_on_deletion,
-                            )
-                        }
+                        || { deps.store.put_if_absent(Table::Profiles, &items.profile) }
                     ),
                 )
             };

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::deps::Deps;
 use crate::record::{RecordError, Retries};
 use crate::retry::{Service, retrying};
-use tables::{Conditional, PutOutcome};
+use tables::{Conditional, PutOutcome, Table};
 
 /// Rounds of read, decide and write before the record is handed back to SQS for later.
 const MAX_ROUNDS: u32 = 5;
@@ -38,7 +38,8 @@ pub enum ProfileEffect {
     Unchanged,
     Created,
     MarkedDeleted,
-    Deleted,
+    /// Replaced by a profile tombstone.
+    Erased,
 }
 
 impl ProfileEffect {
@@ -47,7 +48,7 @@ impl ProfileEffect {
             Self::Unchanged => "unchanged",
             Self::Created => "created",
             Self::MarkedDeleted => "marked_deleted",
-            Self::Deleted => "deleted",
+            Self::Erased => "erased",
         }
     }
 }
@@ -154,19 +155,19 @@ async fn execute(
         }
         users_written = true;
     }
-    // After the users item: a tombstone is in place before the profile is touched, so a
-    // confirmation racing this deletion can no longer create the profile.
+    // After the users item: the tombstone is in place before the profile is touched, and a
+    // crash in between is completed by the redelivery (a refresh of a tombstone does the
+    // profile's part).
     let profile = match &decision.profile {
         ProfileWrite::Nothing => ProfileEffect::Unchanged,
-        ProfileWrite::CreateUnlessDeleted(item) => {
+        ProfileWrite::CreateIfAbsent(item) => {
             let outcome = retrying(Service::DynamoDb, "profiles", &mut retries.dynamodb, || {
-                deps.store
-                    .create_profile_unless_deleted(item, signal.sub(), deps.config.profile_on_deletion)
+                deps.store.put_if_absent(Table::Profiles, item)
             })
             .await?;
             match outcome {
                 PutOutcome::Written => ProfileEffect::Created,
-                // Created meanwhile, or the user deleted meanwhile (whose deletion handles it).
+                // Created meanwhile, or a profile tombstone: a deletion got there first.
                 PutOutcome::AlreadyExists | PutOutcome::UserDeleted => ProfileEffect::Unchanged,
             }
         }
@@ -177,12 +178,12 @@ async fn execute(
             .await?;
             ProfileEffect::MarkedDeleted
         }
-        ProfileWrite::Delete => {
+        ProfileWrite::Erase { at } => {
             retrying(Service::DynamoDb, "profiles", &mut retries.dynamodb, || {
-                deps.store.delete_profile(profile_id)
+                deps.store.erase_profile(profile_id, at)
             })
             .await?;
-            ProfileEffect::Deleted
+            ProfileEffect::Erased
         }
     };
     Ok(Some(Refreshed {

@@ -1,7 +1,8 @@
 //! `ops forget`: the application's erasure of one user (a data-subject request).
 //!
 //! The users item becomes a tombstone (no personal attribute left, the key and `profile_id`
-//! kept) and the profile is deleted, whatever the pool says. Nothing re-creates them afterwards:
+//! kept) and the profile is replaced by a profile tombstone (its key and `user_deleted_at`),
+//! whatever the pool says. Nothing re-creates them afterwards:
 //! not a late confirmation, a redelivery, a redrive, a backfill nor a refresh. (Deleting the two
 //! items by hand is not an erasure: the next late message writes them again.) Cognito is not
 //! changed; delete the user there as well, before or after.
@@ -66,8 +67,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
             {
                 continue;
             }
-            if decision.profile == ProfileWrite::Delete {
-                store.delete_profile(&profile_id).await?;
+            if let ProfileWrite::Erase { at } = &decision.profile {
+                store.erase_profile(&profile_id, at).await?;
             }
         }
         report(ctx, &args.sub, &profile_id, &forgotten, args.dry_run);
@@ -106,8 +107,8 @@ fn describe(users: &UsersWrite, profile: &ProfileWrite) -> Forgotten {
             UsersWrite::Nothing => "already a tombstone",
         },
         profile: match profile {
-            ProfileWrite::Delete => "deleted",
-            _ => "absent",
+            ProfileWrite::Erase { .. } => "erased",
+            _ => "already erased",
         },
     }
 }

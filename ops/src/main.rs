@@ -85,7 +85,7 @@ enum Command {
     /// deleting the stack), carrying every other setting over unchanged.
     DetachTrigger(detach_trigger::Args),
     /// Erase one user (a data-subject request): their users item becomes a tombstone and their
-    /// profile is deleted, so that nothing re-creates them. Cognito is not changed.
+    /// profile's data is erased, so that nothing re-creates them. Cognito is not changed.
     Forget(forget::Args),
 }
 

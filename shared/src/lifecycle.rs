@@ -17,6 +17,11 @@
 //!
 //! A user the pool no longer has becomes a tombstone: every personal attribute removed,
 //! `deleted_at` set, the key and `profile_id` kept. Nothing is ever written over a tombstone.
+//! Their profile gets the marker, or (`ProfileOnDeletion=delete`, or `ops forget`) is replaced
+//! by a profile tombstone; either way an item stays under the profile's key, so the create-only
+//! put of a late confirmation finds it and writes nothing. The deletion writes the users
+//! tombstone first and the profile's second, and a refresh of a tombstoned user completes the
+//! profile's part, so a crash between the two is repaired by the redelivery.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,7 +39,7 @@ pub const REVISION: &str = "revision";
 pub const COGNITO_MODIFIED_AT: &str = "cognito_modified_at";
 /// Set on a tombstone: when the service learnt that the user is gone (or was forgotten).
 pub const DELETED_AT: &str = "deleted_at";
-/// Set on the tombstone of a user erased on request (`ops forget`): their profile is deleted,
+/// Set on the tombstone of a user erased on request (`ops forget`): their profile is erased,
 /// whatever `ProfileOnDeletion` says, and stays deleted.
 pub const FORGOTTEN_AT: &str = "forgotten_at";
 /// The marker a profile gets when its user is deleted.
@@ -219,18 +224,39 @@ impl StoredUser {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoredProfile {
     Absent,
-    Present { marked_deleted: bool },
+    Present {
+        marked_deleted: bool,
+    },
+    /// A profile tombstone: its key and `user_deleted_at`, nothing else.
+    Erased,
 }
 
 impl StoredProfile {
     pub fn from_item(item: Option<&StoredItem>) -> Self {
         match item {
             None => Self::Absent,
+            Some(item)
+                if item.contains_key(PROFILE_DELETED_AT)
+                    && item.len() == 2
+                    && item.contains_key(PROFILES_KEY) =>
+            {
+                Self::Erased
+            }
             Some(item) => Self::Present {
                 marked_deleted: item.contains_key(PROFILE_DELETED_AT),
             },
         }
     }
+}
+
+/// What stands in for a deleted profile: its key and when the user was deleted. Deleting the
+/// item instead would let a late confirmation create it again (the create-only put finds
+/// nothing); this makes that put fail, without a read.
+pub fn profile_tombstone_item(profile_id: &str, at: &str) -> Item {
+    let mut item = Item::new();
+    item.insert(PROFILES_KEY, ItemValue::S(profile_id.to_owned()));
+    item.insert(PROFILE_DELETED_AT, ItemValue::S(at.to_owned()));
+    item
 }
 
 /// What Cognito says about the user now.
@@ -247,7 +273,7 @@ pub enum ProfileOnDeletion {
     /// Only the marker (`user_deleted_at`); the application decides what to keep.
     #[default]
     Mark,
-    /// The profile is deleted too.
+    /// The profile's data goes too: it is replaced by a profile tombstone.
     Delete,
 }
 
@@ -291,15 +317,18 @@ pub enum UsersWrite {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProfileWrite {
     Nothing,
-    /// Create the profile unless it exists; if the users item has become a tombstone meanwhile
-    /// (read after the creation), the profile gets the deletion's effect, so a deletion racing a
-    /// creation never leaves a profile behind.
-    CreateUnlessDeleted(Item),
-    /// Set the deletion marker, if the profile exists and has none.
+    /// Create the profile unless an item with its key exists (a profile, or the profile
+    /// tombstone a deletion left).
+    CreateIfAbsent(Item),
+    /// Set the deletion marker unless it is set; where there is no profile this leaves a profile
+    /// tombstone, so that no late confirmation creates one afterwards.
     MarkDeleted {
         at: String,
     },
-    Delete,
+    /// Replace the profile with a profile tombstone: the application's data goes.
+    Erase {
+        at: String,
+    },
 }
 
 /// What a decision does to the user, for logs and metrics.
@@ -370,10 +399,9 @@ pub fn decide(
     match (stored, observed) {
         (StoredUser::Tombstone(_), _) => Decision {
             users: UsersWrite::Nothing,
-            profile: match (stored.is_forgotten(), profile) {
-                (true, StoredProfile::Present { .. }) => ProfileWrite::Delete,
-                (true, StoredProfile::Absent) => ProfileWrite::Nothing,
-                (false, _) => profile_on_deletion(profile, on_deletion, now),
+            profile: match stored.is_forgotten() {
+                true => erase(profile, now),
+                false => profile_on_deletion(profile, on_deletion, now),
             },
             change: Change::AlreadyDeleted,
         },
@@ -391,14 +419,14 @@ pub fn decide(
         }
         (StoredUser::Absent | StoredUser::Live(_), Observed::Present(user)) => {
             let create_profile = match profile {
-                StoredProfile::Absent => ProfileWrite::CreateUnlessDeleted(profile_item(
+                StoredProfile::Absent => ProfileWrite::CreateIfAbsent(profile_item(
                     user.user_pool_id(),
                     user.sub(),
                     user.username(),
                     user.attributes(),
                     now,
                 )),
-                StoredProfile::Present { .. } => ProfileWrite::Nothing,
+                StoredProfile::Present { .. } | StoredProfile::Erased => ProfileWrite::Nothing,
             };
             if stored
                 .version()
@@ -431,7 +459,7 @@ pub fn decide(
 }
 
 /// The erasure of a data subject (`ops forget`): whatever the pool says, the users item becomes
-/// a tombstone marked `forgotten_at` and the profile is deleted, for good.
+/// a tombstone marked `forgotten_at` and the profile is replaced by a profile tombstone, for good.
 pub fn forget(
     stored: &StoredUser,
     profile: StoredProfile,
@@ -439,10 +467,7 @@ pub fn forget(
     sub: &str,
     now: OffsetDateTime,
 ) -> Decision {
-    let profile = match profile {
-        StoredProfile::Absent => ProfileWrite::Nothing,
-        StoredProfile::Present { .. } => ProfileWrite::Delete,
-    };
+    let profile = erase(profile, now);
     // A deleted user's tombstone is rewritten once, to say they were forgotten too.
     let users = if stored.is_forgotten() {
         UsersWrite::Nothing
@@ -464,16 +489,29 @@ fn profile_on_deletion(
     on_deletion: ProfileOnDeletion,
     now: OffsetDateTime,
 ) -> ProfileWrite {
-    match (profile, on_deletion) {
-        (StoredProfile::Absent, _) => ProfileWrite::Nothing,
-        (StoredProfile::Present { .. }, ProfileOnDeletion::Delete) => ProfileWrite::Delete,
-        (StoredProfile::Present { marked_deleted: true }, ProfileOnDeletion::Mark) => ProfileWrite::Nothing,
+    match (on_deletion, profile) {
+        (ProfileOnDeletion::Delete, _) => erase(profile, now),
         (
-            StoredProfile::Present {
+            ProfileOnDeletion::Mark,
+            StoredProfile::Absent
+            | StoredProfile::Present {
                 marked_deleted: false,
             },
-            ProfileOnDeletion::Mark,
         ) => ProfileWrite::MarkDeleted {
+            at: format_rfc3339(now),
+        },
+        (
+            ProfileOnDeletion::Mark,
+            StoredProfile::Present { marked_deleted: true } | StoredProfile::Erased,
+        ) => ProfileWrite::Nothing,
+    }
+}
+
+/// The profile replaced by a profile tombstone, unless it is one.
+fn erase(profile: StoredProfile, now: OffsetDateTime) -> ProfileWrite {
+    match profile {
+        StoredProfile::Erased => ProfileWrite::Nothing,
+        StoredProfile::Absent | StoredProfile::Present { .. } => ProfileWrite::Erase {
             at: format_rfc3339(now),
         },
     }

@@ -1,11 +1,11 @@
-//! The two tables, written only with conditional writes.
+//! The two tables, written with conditional writes (but for the profile tombstone, which
+//! replaces whatever the profile held).
 //!
 //! A confirmation's puts are create-only (`attribute_not_exists(<key>)`): a redelivery, a redrive
 //! or a duplicate confirmation finds the item there and changes nothing, so an item the
-//! application has edited since is never overwritten. A profile's creation is followed by a
-//! read of the users item, and undone (marked or deleted, as a deletion would) when that item
-//! has become a tombstone, so that a deletion racing a late confirmation never leaves a profile
-//! behind. A refresh replaces the users item
+//! application has edited since is never overwritten. A deleted user's profile is marked or
+//! replaced by a profile tombstone, never deleted, so the create-only put of a late
+//! confirmation always finds an item there. A refresh replaces the users item
 //! only if it still holds the revision read ([`Expected`]). A condition that fails is an
 //! answer, not an error. Retries beyond the SDK's are the caller's (the consumer's `retry`).
 
@@ -13,10 +13,11 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use shared::lifecycle::{
-    DELETED_AT, Expected, PROFILE_DELETED_AT, ProfileOnDeletion, REVISION, StoredItem, StoredProfile,
-    StoredUser,
+    DELETED_AT, Expected, PROFILE_DELETED_AT, REVISION, StoredItem, StoredProfile, StoredUser,
+    profile_tombstone_item,
 };
 use shared::mapping::{Item, ItemValue, PROFILES_KEY, USERS_KEY};
 
@@ -94,7 +95,9 @@ impl Store {
         }
     }
 
-    /// Puts `item` into `table` unless an item with its key exists.
+    /// Puts `item` into `table` unless an item with its key exists. For the users table, an
+    /// item found there that is a tombstone is told apart ([`PutOutcome::UserDeleted`]), from
+    /// the item the refused put returns (no extra read).
     pub async fn put_if_absent(&self, table: Table, item: &Item) -> Result<PutOutcome, WriteError> {
         let result = self
             .client
@@ -104,55 +107,27 @@ impl Store {
             // The key name goes through a placeholder: no part of the expression comes from input.
             .condition_expression("attribute_not_exists(#key)")
             .expression_attribute_names("#key", table.key())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(PutOutcome::Written),
-            Err(err) if is_condition_failure(&err) => Ok(PutOutcome::AlreadyExists),
+            Err(SdkError::ServiceError(service))
+                if matches!(service.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let PutItemError::ConditionalCheckFailedException(refused) = service.err() else {
+                    unreachable!("matched above")
+                };
+                let tombstone =
+                    table == Table::Users && refused.item().is_some_and(|old| old.contains_key(DELETED_AT));
+                Ok(if tombstone {
+                    PutOutcome::UserDeleted
+                } else {
+                    PutOutcome::AlreadyExists
+                })
+            }
             Err(err) => Err(classify("PutItem", table, &err)),
         }
-    }
-
-    /// Creates the profile `item` of user `sub` unless it exists, then makes sure that its user
-    /// was not deleted meanwhile: if the users item is a tombstone by then, a profile created
-    /// here is deleted again, one that existed gets the deletion's effect (`on_deletion`; a
-    /// forgotten user's is deleted), and the answer is [`PutOutcome::UserDeleted`].
-    ///
-    /// Why this order needs no transaction: a deletion writes the tombstone first and then marks
-    /// or deletes the profile. A profile created before that second step is reached by it; one
-    /// created after it finds the tombstone here, since this read follows the creation. And a
-    /// crash between the creation and this read leaves the message unanswered, so its
-    /// redelivery (which finds the profile there) reads again. (A transaction with a condition
-    /// check would do the same in one call; moto rolls a cancelled transaction back by
-    /// restoring whole tables, losing concurrent writes, so the local stack could not show it.)
-    pub async fn create_profile_unless_deleted(
-        &self,
-        item: &Item,
-        sub: &str,
-        on_deletion: ProfileOnDeletion,
-    ) -> Result<PutOutcome, WriteError> {
-        let created = self.put_if_absent(Table::Profiles, item).await?;
-        let stored = self.read_user(sub).await?;
-        let StoredUser::Tombstone(tombstone) = &stored else {
-            return Ok(created);
-        };
-        let Some(ItemValue::S(profile_id)) = item.get(PROFILES_KEY) else {
-            return Ok(PutOutcome::UserDeleted);
-        };
-        // A profile this call just created holds nothing of the application's: it goes. So does
-        // a forgotten user's. Otherwise the deletion's own effect, which it may not have
-        // reached yet.
-        if created == PutOutcome::Written || stored.is_forgotten() || on_deletion == ProfileOnDeletion::Delete
-        {
-            self.delete_profile(profile_id).await?;
-        } else {
-            let deleted_at = match tombstone.get(DELETED_AT) {
-                Some(ItemValue::S(at)) => at.as_str(),
-                _ => "",
-            };
-            self.mark_profile_deleted(profile_id, deleted_at).await?;
-        }
-        Ok(PutOutcome::UserDeleted)
     }
 
     /// The users item of `sub`, read consistently (it decides what a refresh writes).
@@ -205,7 +180,9 @@ impl Store {
         }
     }
 
-    /// Sets the deletion marker on a profile that exists and has none (else changes nothing).
+    /// Sets the deletion marker unless it is set. Where there is no profile this creates a
+    /// profile tombstone (its key and the marker), which a late confirmation's create-only put
+    /// then finds.
     pub async fn mark_profile_deleted(&self, profile_id: &str, at: &str) -> Result<(), WriteError> {
         let result = self
             .client
@@ -213,8 +190,7 @@ impl Store {
             .table_name(&self.profiles_table)
             .key(PROFILES_KEY, AttributeValue::S(profile_id.to_owned()))
             .update_expression("SET #marker = :at")
-            .condition_expression("attribute_exists(#key) AND attribute_not_exists(#marker)")
-            .expression_attribute_names("#key", PROFILES_KEY)
+            .condition_expression("attribute_not_exists(#marker)")
             .expression_attribute_names("#marker", PROFILE_DELETED_AT)
             .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
             .send()
@@ -226,16 +202,16 @@ impl Store {
         }
     }
 
-    /// Deletes a profile (nothing if there is none).
-    pub async fn delete_profile(&self, profile_id: &str) -> Result<(), WriteError> {
+    /// Replaces the profile, whatever it holds, with a profile tombstone.
+    pub async fn erase_profile(&self, profile_id: &str, at: &str) -> Result<(), WriteError> {
         self.client
-            .delete_item()
+            .put_item()
             .table_name(&self.profiles_table)
-            .key(PROFILES_KEY, AttributeValue::S(profile_id.to_owned()))
+            .set_item(Some(to_attribute_values(&profile_tombstone_item(profile_id, at))))
             .send()
             .await
             .map(|_| ())
-            .map_err(|err| classify("DeleteItem", Table::Profiles, &err))
+            .map_err(|err| classify("PutItem", Table::Profiles, &err))
     }
 }
 

@@ -76,7 +76,7 @@ fn absent_item_and_a_user_in_the_pool_creates_the_mirror_and_the_profile() {
     assert_eq!(item[COGNITO_MODIFIED_AT], s(&format_rfc3339(at(10))));
     assert_eq!(item["created_at"], s(&format_rfc3339(at(20))));
     assert_eq!(item[REVISION], ItemValue::N(1));
-    let ProfileWrite::CreateUnlessDeleted(profile) = &decision.profile else {
+    let ProfileWrite::CreateIfAbsent(profile) = &decision.profile else {
         panic!("{decision:?}")
     };
     assert_eq!(
@@ -167,10 +167,7 @@ fn the_same_state_again_writes_nothing_but_repairs_a_missing_profile() {
     );
     assert_eq!(half_synced.change, Change::Unchanged);
     assert_eq!(half_synced.users, UsersWrite::Nothing);
-    assert!(matches!(
-        half_synced.profile,
-        ProfileWrite::CreateUnlessDeleted(_)
-    ));
+    assert!(matches!(half_synced.profile, ProfileWrite::CreateIfAbsent(_)));
 }
 
 #[test]
@@ -257,7 +254,12 @@ fn a_user_gone_from_the_pool_becomes_a_tombstone_without_personal_data() {
                 at: format_rfc3339(at(70)),
             },
         ),
-        (ProfileOnDeletion::Delete, ProfileWrite::Delete),
+        (
+            ProfileOnDeletion::Delete,
+            ProfileWrite::Erase {
+                at: format_rfc3339(at(70)),
+            },
+        ),
     ] {
         let decision = decide(&item, PRESENT, &Observed::Gone, mode, at(70));
         assert_eq!(decision.change, Change::Deleted);
@@ -308,12 +310,16 @@ fn a_tombstone_is_never_written_over_and_only_the_profiles_deletion_is_completed
             StoredProfile::Absent,
             PRESENT,
             StoredProfile::Present { marked_deleted: true },
+            StoredProfile::Erased,
         ] {
             let decision = decide(&tombstone, profile, &observed, ProfileOnDeletion::Mark, at(99));
             assert_eq!(decision.change, Change::AlreadyDeleted);
             assert_eq!(decision.users, UsersWrite::Nothing);
+            // Where no profile is, the marker leaves a profile tombstone: a late confirmation
+            // then finds an item under the profile's key and creates nothing.
             let expected = match profile {
-                StoredProfile::Present {
+                StoredProfile::Absent
+                | StoredProfile::Present {
                     marked_deleted: false,
                 } => ProfileWrite::MarkDeleted {
                     at: format_rfc3339(at(99)),
@@ -323,8 +329,36 @@ fn a_tombstone_is_never_written_over_and_only_the_profiles_deletion_is_completed
             assert_eq!(decision.profile, expected, "{profile:?}");
         }
         let deleting = decide(&tombstone, PRESENT, &observed, ProfileOnDeletion::Delete, at(99));
-        assert_eq!(deleting.profile, ProfileWrite::Delete);
+        assert_eq!(
+            deleting.profile,
+            ProfileWrite::Erase {
+                at: format_rfc3339(at(99))
+            }
+        );
+        let erased = decide(
+            &tombstone,
+            StoredProfile::Erased,
+            &observed,
+            ProfileOnDeletion::Delete,
+            at(99),
+        );
+        assert_eq!(erased.profile, ProfileWrite::Nothing, "erased once");
     }
+}
+
+#[test]
+fn a_profile_tombstone_reads_as_erased_and_a_marked_profile_as_present() {
+    let tombstone = profile_tombstone_item("p1", "2026-12-02T00:00:00.000Z");
+    assert_eq!(
+        StoredProfile::from_item(Some(&stored(&tombstone))),
+        StoredProfile::Erased
+    );
+    let mut marked = stored(&tombstone);
+    marked.insert("full_name".into(), s("Ána"));
+    assert_eq!(
+        StoredProfile::from_item(Some(&marked)),
+        StoredProfile::Present { marked_deleted: true }
+    );
 }
 
 #[test]
@@ -383,7 +417,12 @@ fn forget_tombstones_whatever_is_stored_and_deletes_the_profile() {
     for (item, expected_condition) in cases {
         let decision = forget(&item, PRESENT, POOL, SUB, at(80));
         assert_eq!(decision.change, Change::Forgotten);
-        assert_eq!(decision.profile, ProfileWrite::Delete);
+        assert_eq!(
+            decision.profile,
+            ProfileWrite::Erase {
+                at: format_rfc3339(at(80))
+            }
+        );
         let UsersWrite::Put {
             item: tombstone,
             expected,
@@ -415,10 +454,12 @@ fn forget_tombstones_whatever_is_stored_and_deletes_the_profile() {
     );
     assert_eq!(
         again.profile,
-        ProfileWrite::Delete,
-        "a profile re-created meanwhile is erased too"
+        ProfileWrite::Erase {
+            at: format_rfc3339(at(81))
+        },
+        "a profile left meanwhile is erased too"
     );
-    // Whatever ProfileOnDeletion says, a forgotten user's profile is deleted, not marked.
+    // Whatever ProfileOnDeletion says, a forgotten user's profile is erased, not marked.
     let refreshed = decide(
         &tombstone,
         PRESENT,
@@ -426,7 +467,12 @@ fn forget_tombstones_whatever_is_stored_and_deletes_the_profile() {
         ProfileOnDeletion::Mark,
         at(82),
     );
-    assert_eq!(refreshed.profile, ProfileWrite::Delete);
+    assert_eq!(
+        refreshed.profile,
+        ProfileWrite::Erase {
+            at: format_rfc3339(at(82))
+        }
+    );
 
     // A user deleted earlier and then forgotten: the tombstone says so, and keeps deleted_at.
     let user = pool_user(&[("email", "ana@example.com")], true, at(10));

@@ -69,6 +69,13 @@ async fn delete_in_cognito_and_sync(pipeline: &LocalPipeline, username: &str, su
     pipeline.drain().await.unwrap();
 }
 
+/// A profile replaced by its tombstone: its key and when the user was deleted, nothing else.
+pub fn assert_profile_tombstone(profile: &StoredItem) {
+    let mut names: Vec<&str> = profile.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["profile_id", "user_deleted_at"], "{profile:?}");
+}
+
 fn flag(item: &StoredItem, name: &str) -> Option<bool> {
     item.get(name).and_then(|v| v.as_bool().ok()).copied()
 }
@@ -263,7 +270,8 @@ async fn a_deleted_user_becomes_a_tombstone_that_nothing_brings_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_profile_on_deletion_delete_the_profile_goes_and_a_late_confirmation_does_not_recreate_it() {
+async fn with_profile_on_deletion_delete_the_profiles_data_goes_and_a_late_confirmation_does_not_recreate_it()
+{
     let options = PipelineOptions {
         consumer_env: vec![("PROFILE_ON_DELETION".into(), "delete".into())],
         ..PipelineOptions::default()
@@ -277,7 +285,8 @@ async fn with_profile_on_deletion_delete_the_profile_goes_and_a_late_confirmatio
     assert!(pipeline.profile_item(&profile_id).await.unwrap().is_some());
 
     delete_in_cognito_and_sync(&pipeline, &user.username, &signed_up.sub).await;
-    assert_eq!(pipeline.profile_item(&profile_id).await.unwrap(), None);
+    let erased = pipeline.profile_item(&profile_id).await.unwrap().unwrap();
+    assert_profile_tombstone(&erased);
     assert!(
         s(
             &pipeline.user_item(&signed_up.sub).await.unwrap().unwrap(),
@@ -291,7 +300,7 @@ async fn with_profile_on_deletion_delete_the_profile_goes_and_a_late_confirmatio
     pipeline.drain().await.unwrap();
     assert_eq!(
         pipeline.profile_item(&profile_id).await.unwrap(),
-        None,
+        Some(erased),
         "not re-created"
     );
     assert!(pipeline.profiles_of(&signed_up.sub).await.unwrap().is_empty());

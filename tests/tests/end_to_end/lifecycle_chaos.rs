@@ -316,7 +316,9 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
             deleted += 1;
             let tombstone_ok = matches!(&stored, StoredUser::Tombstone(t) if is_bare_tombstone(t));
             let profile_ok = if forgotten.contains(sub) {
-                profile.is_none()
+                profile.is_some_and(|p| {
+                    p.len() == 2 && p.contains_key(PROFILES_KEY) && p.contains_key(PROFILE_DELETED_AT)
+                })
             } else {
                 profile.is_some_and(|p| p.contains_key(PROFILE_DELETED_AT))
             };

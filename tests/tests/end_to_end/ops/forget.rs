@@ -4,7 +4,7 @@
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forget_tombstones_the_user_deletes_the_profile_and_nothing_re_creates_them() {
+async fn forget_tombstones_the_user_erases_the_profile_and_nothing_re_creates_them() {
     let pipeline = start("ops_forget").await;
     let user = person(70);
     let signed_up = pipeline.sign_up(&user).await.unwrap();
@@ -30,7 +30,7 @@ async fn forget_tombstones_the_user_deletes_the_profile_and_nothing_re_creates_t
     let report = forgot.report();
     assert_eq!(
         (report["users_item"].as_str(), report["profile"].as_str()),
-        (Some("tombstoned"), Some("deleted")),
+        (Some("tombstoned"), Some("erased")),
         "{forgot}"
     );
     let tombstone = pipeline.user_item(&sub).await.unwrap().unwrap();
@@ -41,7 +41,8 @@ async fn forget_tombstones_the_user_deletes_the_profile_and_nothing_re_creates_t
             "{personal} left in {tombstone:?}"
         );
     }
-    assert_eq!(pipeline.profile_item(&profile_id).await.unwrap(), None);
+    let erased = pipeline.profile_item(&profile_id).await.unwrap().unwrap();
+    crate::lifecycle::assert_profile_tombstone(&erased);
 
     // Still in Cognito: a late confirmation, a backfill and a refresh all arrive afterwards.
     pipeline.invoke_trigger(&signed_up.event).await.unwrap();
@@ -56,7 +57,7 @@ async fn forget_tombstones_the_user_deletes_the_profile_and_nothing_re_creates_t
         .unwrap();
     pipeline.drain().await.unwrap();
     assert_eq!(pipeline.user_item(&sub).await.unwrap().unwrap(), tombstone);
-    assert_eq!(pipeline.profile_item(&profile_id).await.unwrap(), None);
+    assert_eq!(pipeline.profile_item(&profile_id).await.unwrap().unwrap(), erased);
     assert!(pipeline.profiles_of(&sub).await.unwrap().is_empty());
 
     // Again: nothing left to do, and it says so.
