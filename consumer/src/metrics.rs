@@ -28,7 +28,7 @@ shared::metric_names! {
         /// Refreshes of a user the pool does not have (or has never confirmed) and the tables
         /// do not hold: nothing written.
         UsersNotInPool = Count,
-        /// Cognito calls recorded without a sub: no user to refresh (the convergence catches them).
+        /// Cognito calls recorded without a sub: no user to refresh.
         UnattributableSignals = Count,
         /// Retries of a Cognito read beyond the SDK's attempts (throttling included).
         CognitoRetries = Count,

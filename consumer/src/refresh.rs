@@ -7,9 +7,10 @@
 //! state this round read is at least as new.
 
 use shared::ProfileId;
+use shared::lifecycle::PoolUser;
 use shared::lifecycle::{Change, Decision, Observed, ProfileWrite, StoredUser, UsersWrite, decide};
 use shared::mapping::{MAX_ITEM_BYTES, item_size};
-use shared::signal::{Cause, Refresh};
+use shared::signal::{Cause, CognitoCall, Refresh};
 use time::OffsetDateTime;
 
 use crate::deps::Deps;
@@ -94,10 +95,14 @@ pub async fn apply(deps: &Deps, signal: &Refresh, retries: &mut Retries) -> Resu
 
 /// What Cognito says about the signal's user now.
 ///
-/// By the username the users item stores, when there is one: the pool having no user of that
-/// name, or a user of that name with another sub (usernames are unique within a pool), means
-/// that this user is gone. Otherwise by the signal's username, if it has one, and failing that
-/// by `ListUsers` filtered on the sub.
+/// The state always comes from `AdminGetUser` (strongly consistent), by the username the users
+/// item stores when there is one: the pool having no user of that name, or a user of that name
+/// with another sub (usernames are unique within a pool), means that this user is gone.
+/// Otherwise by the signal's username, if it has one, and failing that `ListUsers` filtered on
+/// the sub finds the username (only the username: `ListUsers` may lag behind a change). A call
+/// that names no pool, for a user the tables do not hold, is most likely another pool's user:
+/// it is not looked up (that would spend the account's shared `ListUsers` quota on every other
+/// pool's users), except for a first sign-in, the one way such a call brings a new user.
 async fn observe(
     deps: &Deps,
     stored: &StoredUser,
@@ -105,28 +110,49 @@ async fn observe(
     retries: &mut Retries,
 ) -> Result<Observed, RecordError> {
     let reader = &deps.pool;
-    let mine = |user: Option<shared::lifecycle::PoolUser>| user.filter(|user| user.sub() == signal.sub());
+    let mine = |user: Option<PoolUser>| user.filter(|user| user.sub() == signal.sub());
+    let gone = || match signal.cause() {
+        // A recorded deletion, in this pool (the plan checked any pool the call names).
+        Cause::Call(CognitoCall::AdminDeleteUser) => Observed::Deleted {
+            user_pool_id: deps.config.user_pool_id.clone(),
+            sub: signal.sub().to_owned(),
+        },
+        _ => Observed::Gone,
+    };
     if let Some(username) = stored.username() {
-        let user = retrying(Service::Cognito, "AdminGetUser", &mut retries.cognito, || {
-            reader.get(username)
-        })
-        .await?;
-        return Ok(mine(user).map_or(Observed::Gone, Observed::Present));
+        let user = get_user(deps, username, retries).await?;
+        return Ok(mine(user).map_or_else(gone, Observed::Present));
     }
-    if let Some(username) = signal.username() {
-        let user = retrying(Service::Cognito, "AdminGetUser", &mut retries.cognito, || {
-            reader.get(username)
-        })
-        .await?;
-        if let Some(user) = mine(user) {
-            return Ok(Observed::Present(user));
-        }
+    if let Some(username) = signal.username()
+        && let Some(user) = mine(get_user(deps, username, retries).await?)
+    {
+        return Ok(Observed::Present(user));
     }
-    let user = retrying(Service::Cognito, "ListUsers", &mut retries.cognito, || {
+    let first_sign_in = signal.cause() == Cause::Call(CognitoCall::RespondToAuthChallenge);
+    if signal.user_pool_id().is_none() && !first_sign_in {
+        return Ok(Observed::Gone);
+    }
+    let listed = retrying(Service::Cognito, "ListUsers", &mut retries.cognito, || {
         reader.find_by_sub(signal.sub())
     })
     .await?;
-    Ok(mine(user).map_or(Observed::Gone, Observed::Present))
+    let Some(listed) = mine(listed) else {
+        return Ok(gone());
+    };
+    let user = get_user(deps, listed.username(), retries).await?;
+    Ok(mine(user).map_or_else(gone, Observed::Present))
+}
+
+async fn get_user(
+    deps: &Deps,
+    username: &str,
+    retries: &mut Retries,
+) -> Result<Option<PoolUser>, RecordError> {
+    let user = retrying(Service::Cognito, "AdminGetUser", &mut retries.cognito, || {
+        deps.pool.get(username)
+    })
+    .await?;
+    Ok(user)
 }
 
 /// Carries out `decision`; `None` when the users item changed since it was read.

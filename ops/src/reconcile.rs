@@ -11,9 +11,11 @@
 //!   purged from the DLQ). `--repair` enqueues each such user once, as `backfill` would; the
 //!   create-only writes complete the missing half and leave the other as it is. A user whose
 //!   message is merely still queued is then sent twice, which is harmless.
-//! - **orphans**: users items whose `sub` is no user of the pool (in any status). Deleting a user
-//!   in Cognito does not delete their application data, by design, so these are reported for the
-//!   operator to judge and never changed. They do not make the tables "out of sync".
+//! - **orphans**: users items whose `sub` is no user of the pool (in any status) and that are not
+//!   tombstones: a user deleted without a signal reaching the consumer (a tombstone is a deleted
+//!   user as it should be, and is not listed). Reported for the operator to judge and never
+//!   changed here; a refresh of each makes it a tombstone. They do not make the tables "out of
+//!   sync".
 //!
 //! The comparison is a plain function ([`compare`]); the rest is listing.
 
@@ -76,10 +78,12 @@ impl Gap {
     }
 }
 
-/// What is in the tables: the users table's keys, the profiles table's keys.
+/// What is in the tables: the users table's keys, those of them that are tombstones, the profiles
+/// table's keys.
 #[derive(Debug, Default)]
 pub struct Stored {
     pub users: BTreeSet<String>,
+    pub tombstones: BTreeSet<String>,
     pub profiles: BTreeSet<String>,
 }
 
@@ -102,7 +106,12 @@ pub fn compare(
             })
             .cloned()
             .collect(),
-        orphans: stored.users.difference(in_pool).cloned().collect(),
+        orphans: stored
+            .users
+            .difference(in_pool)
+            .filter(|sub| !stored.tombstones.contains(*sub))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -120,9 +129,12 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     user_pool::describe_pool(&ctx.cognito, &args.user_pool_id).await?;
 
     let pool_users = list_pool(ctx, args).await?;
+    let (users, tombstones) = scan_keys(&ctx.dynamodb, &users_table, USERS_KEY).await?;
+    let (profiles, _) = scan_keys(&ctx.dynamodb, &profiles_table, PROFILES_KEY).await?;
     let stored = Stored {
-        users: scan_keys(&ctx.dynamodb, &users_table, USERS_KEY).await?,
-        profiles: scan_keys(&ctx.dynamodb, &profiles_table, PROFILES_KEY).await?,
+        users,
+        tombstones,
+        profiles,
     };
     let in_pool: BTreeSet<String> = pool_users
         .iter()
@@ -237,18 +249,24 @@ async fn list_pool(ctx: &Ctx, args: &Args) -> Result<Vec<UserType>> {
     Ok(all)
 }
 
-/// Every value of the key `key` in the table: a paginated, strongly consistent scan of the key
-/// only.
-async fn scan_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str, key: &str) -> Result<BTreeSet<String>> {
+/// Every value of the key `key` in the table, and those of items that are tombstones: a
+/// paginated, strongly consistent scan of the key and `deleted_at` only.
+async fn scan_keys(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
     let bar = progress::spinner(&format!("reconcile: {table} items scanned"));
     let mut keys = BTreeSet::new();
+    let mut tombstones = BTreeSet::new();
     let mut start = None;
     loop {
         let page = dynamodb
             .scan()
             .table_name(table)
-            .projection_expression("#key")
+            .projection_expression("#key, #deleted")
             .expression_attribute_names("#key", key)
+            .expression_attribute_names("#deleted", shared::lifecycle::DELETED_AT)
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
@@ -258,6 +276,9 @@ async fn scan_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str, key: &str) 
         for item in page.items() {
             if let Some(AttributeValue::S(id)) = item.get(key) {
                 keys.insert(id.to_lowercase());
+                if item.contains_key(shared::lifecycle::DELETED_AT) {
+                    tombstones.insert(id.to_lowercase());
+                }
             }
         }
         bar.inc(page.items().len() as u64);
@@ -267,7 +288,7 @@ async fn scan_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str, key: &str) 
         }
     }
     bar.finish_and_clear();
-    Ok(keys)
+    Ok((keys, tombstones))
 }
 
 #[cfg(test)]
@@ -292,7 +313,9 @@ mod tests {
         // "d" is in the pool but never confirmed: its item is no orphan, and it is not missing.
         let in_pool = set(&["a", "b", "c", "d", "e", "h"]);
         let stored = Stored {
-            users: set(&["a", "d", "h", "z"]),
+            users: set(&["a", "d", "h", "t", "z"]),
+            // "t" is a tombstone: a deleted user as they should be, no orphan.
+            tombstones: set(&["t"]),
             // "h" is half-synced: a users item and no profile.
             profiles: profiles(&["a", "c", "d"]),
         };
@@ -314,6 +337,7 @@ mod tests {
         let stored = Stored {
             users: set(&["a"]),
             profiles: [ProfileId::derive("eu-west-1_Other1", "a").to_string()].into(),
+            ..Stored::default()
         };
         assert_eq!(
             compare(POOL, &must_sync, &must_sync, &stored).missing_profile,
@@ -327,6 +351,7 @@ mod tests {
         let stored = Stored {
             users: all.clone(),
             profiles: profiles(&["a", "b"]),
+            ..Stored::default()
         };
         assert_eq!(compare(POOL, &all, &all, &stored), Gap::default());
     }

@@ -263,6 +263,13 @@ pub fn profile_tombstone_item(profile_id: &str, at: &str) -> Item {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observed {
     Present(PoolUser),
+    /// The pool has no user with this sub, and a recorded deletion of them in this pool says
+    /// why: even with nothing stored, a tombstone is written, so that a confirmation still on its
+    /// way cannot create the user afterwards. (A sub is never reused.)
+    Deleted {
+        user_pool_id: String,
+        sub: String,
+    },
     /// The pool has no user with this sub.
     Gone,
 }
@@ -406,6 +413,14 @@ pub fn decide(
             change: Change::AlreadyDeleted,
         },
         (StoredUser::Absent, Observed::Gone) => Decision::nothing(Change::NotInPool),
+        (StoredUser::Absent | StoredUser::Live(_), Observed::Deleted { user_pool_id, sub }) => Decision {
+            users: UsersWrite::Put {
+                item: tombstone_item(stored, Some((user_pool_id, sub)), now, false),
+                expected: stored.expected(),
+            },
+            profile: profile_on_deletion(profile, on_deletion, now),
+            change: Change::Deleted,
+        },
         (StoredUser::Live(_), Observed::Gone) => Decision {
             users: UsersWrite::Put {
                 item: tombstone_item(stored, None, now, false),

@@ -1,7 +1,7 @@
 //! Signals that a user changed: they name the user, never their state.
 //!
-//! Two kinds reach the queue: a `refresh` envelope (an operator or the reconciler asks for a
-//! user to be read again) and a Cognito API call that CloudTrail recorded and the stack's
+//! Two kinds reach the queue: a `refresh` envelope (a request to read a user again, for tools
+//! that find users to repair) and a Cognito API call that CloudTrail recorded and the stack's
 //! EventBridge rule routed here, as EventBridge sends it (the "AWS API Call via CloudTrail"
 //! event, unchanged). Either way the consumer reads the user's current state from Cognito, so
 //! what the call changed does not matter, only who it changed.
@@ -9,8 +9,8 @@
 //! CloudTrail records the user's `sub` in `additionalEventData.sub` and hides the username
 //! (`HIDDEN_DUE_TO_SECURITY_REASONS`); calls made with an access token name no pool. A call
 //! that carries no sub cannot be attributed to a user ([`Signal::Unattributable`]): it is
-//! counted and left to the scheduled convergence, not sent to the DLQ, because retrying it can
-//! never help.
+//! counted, not sent to the DLQ, because retrying it can never help (`ops reconcile` finds what
+//! such calls leave behind).
 
 use serde_json::{Map, Value};
 
@@ -21,8 +21,10 @@ use crate::user::{check_identity, is_user_pool_id, normalise_sub};
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 /// EventBridge's `source` for Cognito user pools.
 pub const COGNITO_EVENT_SOURCE: &str = "aws.cognito-idp";
-/// What CloudTrail writes in place of a sensitive request field.
-const HIDDEN: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
+/// What CloudTrail writes in place of a sensitive request field starts with this
+/// (`HIDDEN_DUE_TO_SECURITY_REASONS` in the records seen; AWS's page spells it
+/// `HIDDEN_FOR_SECURITY_REASONS`).
+const HIDDEN_PREFIX: &str = "HIDDEN_";
 
 /// The user-level Cognito calls that can change what the users table mirrors. The stack's
 /// EventBridge rule lists the same names (the template test checks).
@@ -39,13 +41,19 @@ pub enum CognitoCall {
     DeleteUser,
     AdminSetUserPassword,
     AdminConfirmSignUp,
-    /// How an administrator-created user completes their first sign-in (`NEW_PASSWORD_REQUIRED`).
+    AdminResetUserPassword,
+    /// A confirmed password reset (Post Confirmation runs too, but only creates).
+    ConfirmForgotPassword,
+    AdminLinkProviderForUser,
+    AdminDisableProviderForUser,
+    /// How an administrator-created user completes their first sign-in (the rule routes only the
+    /// `NEW_PASSWORD_REQUIRED` answers, not every sign-in).
     RespondToAuthChallenge,
     AdminRespondToAuthChallenge,
 }
 
 impl CognitoCall {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::AdminUpdateUserAttributes,
         Self::UpdateUserAttributes,
         Self::AdminDeleteUserAttributes,
@@ -57,6 +65,10 @@ impl CognitoCall {
         Self::DeleteUser,
         Self::AdminSetUserPassword,
         Self::AdminConfirmSignUp,
+        Self::AdminResetUserPassword,
+        Self::ConfirmForgotPassword,
+        Self::AdminLinkProviderForUser,
+        Self::AdminDisableProviderForUser,
         Self::RespondToAuthChallenge,
         Self::AdminRespondToAuthChallenge,
     ];
@@ -75,6 +87,10 @@ impl CognitoCall {
             Self::DeleteUser => "DeleteUser",
             Self::AdminSetUserPassword => "AdminSetUserPassword",
             Self::AdminConfirmSignUp => "AdminConfirmSignUp",
+            Self::AdminResetUserPassword => "AdminResetUserPassword",
+            Self::ConfirmForgotPassword => "ConfirmForgotPassword",
+            Self::AdminLinkProviderForUser => "AdminLinkProviderForUser",
+            Self::AdminDisableProviderForUser => "AdminDisableProviderForUser",
             Self::RespondToAuthChallenge => "RespondToAuthChallenge",
             Self::AdminRespondToAuthChallenge => "AdminRespondToAuthChallenge",
         }
@@ -201,7 +217,8 @@ pub(crate) fn decode_cloudtrail(event: &Map<String, Value>) -> Result<Signal, En
         return Ok(Signal::Unattributable(call));
     };
     let sub = normalise_sub(&sub)?;
-    let username = text(request, "username").filter(|name| name != HIDDEN && !name.trim().is_empty());
+    let username =
+        text(request, "username").filter(|name| !name.starts_with(HIDDEN_PREFIX) && !name.trim().is_empty());
     Ok(Signal::Refresh(Refresh {
         user_pool_id,
         sub,
@@ -262,7 +279,7 @@ mod tests {
     fn an_admin_call_names_the_pool_and_the_sub_and_hides_the_username() {
         let signal = decode_cloudtrail(&event(
             "AdminUpdateUserAttributes",
-            json!({"userPoolId": POOL, "username": HIDDEN, "userAttributes": HIDDEN}),
+            json!({"userPoolId": POOL, "username": "HIDDEN_DUE_TO_SECURITY_REASONS", "userAttributes": "HIDDEN_DUE_TO_SECURITY_REASONS"}),
             json!({"sub": SUB.to_uppercase()}),
         ))
         .unwrap();
@@ -282,7 +299,7 @@ mod tests {
     fn a_call_made_with_an_access_token_names_no_pool() {
         let signal = decode_cloudtrail(&event(
             "UpdateUserAttributes",
-            json!({"accessToken": HIDDEN}),
+            json!({"accessToken": "HIDDEN_FOR_SECURITY_REASONS"}),
             json!({"sub": SUB}),
         ))
         .unwrap();

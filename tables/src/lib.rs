@@ -107,7 +107,10 @@ impl Store {
             // The key name goes through a placeholder: no part of the expression comes from input.
             .condition_expression("attribute_not_exists(#key)")
             .expression_attribute_names("#key", table.key())
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            // Only the users table's: a refused profile put need not carry the profile back.
+            .set_return_values_on_condition_check_failure(
+                (table == Table::Users).then_some(ReturnValuesOnConditionCheckFailure::AllOld),
+            )
             .send()
             .await;
         match result {

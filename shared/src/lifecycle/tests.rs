@@ -362,6 +362,36 @@ fn a_profile_tombstone_reads_as_erased_and_a_marked_profile_as_present() {
 }
 
 #[test]
+fn a_recorded_deletion_of_a_user_never_synced_leaves_a_tombstone_and_a_profile_tombstone() {
+    let deleted = Observed::Deleted {
+        user_pool_id: POOL.into(),
+        sub: SUB.into(),
+    };
+    let decision = decide(
+        &StoredUser::Absent,
+        StoredProfile::Absent,
+        &deleted,
+        ProfileOnDeletion::Mark,
+        at(5),
+    );
+    assert_eq!(decision.change, Change::Deleted);
+    let UsersWrite::Put { item, expected } = &decision.users else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(*expected, Expected::Absent, "only if nothing arrived meanwhile");
+    assert_eq!(item[USERS_KEY], s(SUB));
+    assert_eq!(item[PROFILES_KEY], s(&ProfileId::derive(POOL, SUB).to_string()));
+    assert!(item.contains_key(DELETED_AT));
+    // The marker where no profile is: a profile tombstone, which a late confirmation finds.
+    assert_eq!(
+        decision.profile,
+        ProfileWrite::MarkDeleted {
+            at: format_rfc3339(at(5))
+        }
+    );
+}
+
+#[test]
 fn a_user_neither_stored_nor_in_the_pool_writes_nothing() {
     let decision = decide(
         &StoredUser::Absent,

@@ -270,6 +270,42 @@ async fn a_deleted_user_becomes_a_tombstone_that_nothing_brings_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deleted_before_their_confirmation_is_consumed_is_never_written() {
+    let pipeline = start("lifecycle_deleted_before_sync").await;
+    let user = person(6);
+    let signed_up = pipeline.sign_up(&user).await.unwrap();
+    pipeline.invoke_trigger(&signed_up.event).await.unwrap();
+    // The confirmation waits on the queue (here: received and hidden) while the administrator
+    // deletes the user, and the deletion's record is processed first.
+    let confirmation = pipeline.queue_bodies(pipeline.queue_url()).await.unwrap();
+    assert_eq!(confirmation.len(), 1);
+    delete_in_cognito_and_sync(&pipeline, &user.username, &signed_up.sub).await;
+    let tombstone = pipeline
+        .user_item(&signed_up.sub)
+        .await
+        .unwrap()
+        .expect("a tombstone");
+    assert!(s(&tombstone, "deleted_at").is_some() && s(&tombstone, "email").is_none());
+    let profile_id = pipeline.profile_id_of(&signed_up.sub);
+    let marker = pipeline
+        .profile_item(&profile_id)
+        .await
+        .unwrap()
+        .expect("a profile tombstone");
+    assert_profile_tombstone(&marker);
+
+    // The confirmation arrives late.
+    pipeline.send_raw(&confirmation[0]).await.unwrap();
+    let report = pipeline.drain().await.unwrap();
+    assert_eq!((report.received, report.reported_failures), (1, 0), "{report:?}");
+    assert_eq!(
+        pipeline.user_item(&signed_up.sub).await.unwrap().unwrap(),
+        tombstone
+    );
+    assert_eq!(pipeline.profile_item(&profile_id).await.unwrap().unwrap(), marker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_profile_on_deletion_delete_the_profiles_data_goes_and_a_late_confirmation_does_not_recreate_it()
 {
     let options = PipelineOptions {

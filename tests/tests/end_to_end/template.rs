@@ -785,28 +785,36 @@ fn the_rule_routes_exactly_the_calls_the_consumer_handles_and_admin_calls_of_thi
         json!([{"exists": false}]),
         "failed calls changed nothing"
     );
-    let branches = pattern["detail"]["$or"].as_array().expect("two branches");
-    assert_eq!(branches.len(), 2);
-    let names = |branch: &Value| -> BTreeSet<String> {
-        branch["eventName"]
+    let branches = pattern["detail"]["$or"].as_array().expect("branches");
+    let this_pool =
+        json!([{"Fn::If": ["CreateUserPool", {"Ref": "UserPool"}, {"Ref": "ExistingUserPoolId"}]}]);
+    let mut routed = BTreeSet::new();
+    for branch in branches {
+        let names: Vec<String> = branch["eventName"]
             .as_array()
             .unwrap()
             .iter()
             .map(|n| n.as_str().unwrap().to_owned())
-            .collect()
-    };
-    let (admin, token) = (names(&branches[0]), names(&branches[1]));
-    // Admin* calls name the pool: only this stack's are routed. The others name none.
-    assert_eq!(
-        branches[0]["requestParameters"]["userPoolId"],
-        json!([{"Fn::If": ["CreateUserPool", {"Ref": "UserPool"}, {"Ref": "ExistingUserPoolId"}]}]),
-        "{}",
-        branches[0]
-    );
-    assert!(admin.iter().all(|n| n.starts_with("Admin")), "{admin:?}");
-    assert!(token.iter().all(|n| !n.starts_with("Admin")), "{token:?}");
-    assert!(branches[1].get("requestParameters").is_none());
-    let routed: BTreeSet<String> = admin.union(&token).cloned().collect();
+            .collect();
+        let request = &branch["requestParameters"];
+        for name in &names {
+            // Admin* calls name the pool: only this stack's are routed. The others name none.
+            if name.starts_with("Admin") {
+                assert_eq!(request["userPoolId"], this_pool, "{branch}");
+            } else {
+                assert!(request.get("userPoolId").is_none(), "{branch}");
+            }
+            // A challenge answered is any sign-in step: only a first sign-in's new password.
+            if name.ends_with("RespondToAuthChallenge") {
+                assert_eq!(
+                    request["challengeName"],
+                    json!(["NEW_PASSWORD_REQUIRED"]),
+                    "{branch}"
+                );
+            }
+            assert!(routed.insert(name.clone()), "{name} routed twice");
+        }
+    }
     let handled: BTreeSet<String> = shared::signal::CognitoCall::ALL
         .iter()
         .map(|c| c.as_str().to_owned())
