@@ -113,24 +113,22 @@ impl Store {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(PutOutcome::Written),
-            Err(SdkError::ServiceError(service))
-                if matches!(service.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                let PutItemError::ConditionalCheckFailedException(refused) = service.err() else {
-                    unreachable!("matched above")
-                };
-                let tombstone =
-                    table == Table::Users && refused.item().is_some_and(|old| old.contains_key(DELETED_AT));
-                Ok(if tombstone {
-                    PutOutcome::UserDeleted
-                } else {
-                    PutOutcome::AlreadyExists
-                })
-            }
-            Err(err) => Err(classify("PutItem", table, &err)),
+        let err = match result {
+            Ok(_) => return Ok(PutOutcome::Written),
+            Err(err) => err,
+        };
+        if let SdkError::ServiceError(service) = &err
+            && let PutItemError::ConditionalCheckFailedException(refused) = service.err()
+        {
+            let tombstone =
+                table == Table::Users && refused.item().is_some_and(|old| old.contains_key(DELETED_AT));
+            return Ok(if tombstone {
+                PutOutcome::UserDeleted
+            } else {
+                PutOutcome::AlreadyExists
+            });
         }
+        Err(classify("PutItem", table, &err))
     }
 
     /// The users item of `sub`, read consistently (it decides what a refresh writes).
