@@ -310,6 +310,23 @@ impl LocalPipeline {
             .unwrap_or_default()
     }
 
+    /// Waits until the sync queue holds fewer than `limit` messages.
+    ///
+    /// A chaos run's producers call it so that the queue's backlog stays bounded: moto's
+    /// `SendMessage` and `ReceiveMessage` go through every message in the queue (each received
+    /// message recomputes the queue's attributes, counting all messages), so against a deep
+    /// queue the local stack, not the code under test, would set the pace and a run of many
+    /// users would take quadratic time. SQS itself has no such cost.
+    pub async fn wait_for_backlog_below(&self, limit: usize) -> Result<()> {
+        loop {
+            let (visible, in_flight) = self.queue_counts(self.queue_url()).await?;
+            if visible + in_flight < limit as u64 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Puts a raw body on the sync queue, as a producer (or an attacker) could.
     pub async fn send_raw(&self, body: &str) -> Result<String> {
         let sent = self

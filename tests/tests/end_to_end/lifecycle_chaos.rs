@@ -48,6 +48,9 @@ const FORGET_RATE: f64 = 0.05;
 const CRASH_RATE: f64 = 0.05;
 const CONSUMER_ENVIRONMENTS: usize = 3;
 const COGNITO_CONCURRENCY: usize = 4;
+/// Producers wait while the queue holds this many messages (see
+/// `LocalPipeline::wait_for_backlog_below`: a deep queue slows moto, not the consumer).
+const BACKLOG: usize = 60;
 const GET_ITEM: &str = "DynamoDB_20120810.GetItem";
 
 const EMAIL_DOMAIN: &str = "@life-chaos.example";
@@ -175,6 +178,9 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
                 .map(|i| {
                     let pipeline = &pipeline;
                     async move {
+                        if i % 20 == 0 {
+                            pipeline.wait_for_backlog_below(BACKLOG).await.unwrap();
+                        }
                         let signed_up = pipeline.sign_up(&person(i)).await.expect("sign-up");
                         pipeline.invoke_trigger(&signed_up.event).await.expect("trigger");
                         (i, signed_up.sub, signed_up.event)
@@ -262,8 +268,6 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
         );
         progress("lifecycle chaos", started, &format!("round {round}"));
     }
-    events += held.len();
-    put_all(&pipeline, &held).await;
 
     // 3. Some users are erased by the application, then late messages arrive: duplicates of
     //    confirmations, and another refresh of everyone forgotten.
@@ -277,17 +281,32 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
             forgotten.insert(sub.clone());
         }
     }
-    for (i, sub, event) in &users {
-        if lives[*i].late_confirmation || forgotten.contains(sub) {
-            pipeline.invoke_trigger(event).await.expect("trigger");
-        }
-        if forgotten.contains(sub) {
-            let record =
-                e2e::cloudtrail::record("AdminUpdateUserAttributes", Some(&pipeline.pool.id), Some(sub));
-            put_all(&pipeline, &[record]).await;
-            events += 1;
-        }
+    let mut late = std::mem::take(&mut held);
+    for (_, sub, _) in users.iter().filter(|(_, sub, _)| forgotten.contains(sub)) {
+        late.push(e2e::cloudtrail::record(
+            "AdminUpdateUserAttributes",
+            Some(&pipeline.pool.id),
+            Some(sub),
+        ));
     }
+    events += late.len();
+    let producing = AtomicBool::new(true);
+    tokio::join!(
+        async {
+            let confirmed_again = users
+                .iter()
+                .filter(|(i, sub, _)| lives[*i].late_confirmation || forgotten.contains(sub));
+            for (n, (_, _, event)) in confirmed_again.enumerate() {
+                if n % 20 == 0 {
+                    pipeline.wait_for_backlog_below(BACKLOG).await.unwrap();
+                }
+                pipeline.invoke_trigger(event).await.expect("trigger");
+            }
+            put_all(&pipeline, &late).await;
+            producing.store(false, std::sync::atomic::Ordering::SeqCst);
+        },
+        consumers.run_while(&producing),
+    );
     consumers.drain().await;
     let redrive = pipeline.ops(&["--json", "dlq", "redrive", "--client-side"]).await;
     redrive.assert_code(0);
@@ -460,10 +479,14 @@ async fn apply(pipeline: &LocalPipeline, username: &str, step: &Step) {
     result.unwrap_or_else(|err| panic!("{step:?} failed: {err}"));
 }
 
-/// Puts records on the bus, ten to a `PutEvents` call as AWS allows.
+/// Puts records on the bus, ten to a `PutEvents` call as AWS allows, while the queue's backlog
+/// stays under [`BACKLOG`] (consumers must be running).
 async fn put_all(pipeline: &LocalPipeline, records: &[Value]) {
     let events = aws_sdk_eventbridge::Client::new(&pipeline.sdk);
-    for chunk in records.chunks(10) {
+    for (n, chunk) in records.chunks(10).enumerate() {
+        if n % 4 == 0 {
+            pipeline.wait_for_backlog_below(BACKLOG).await.unwrap();
+        }
         e2e::cloudtrail::put_many(&events, chunk).await.unwrap();
     }
 }
