@@ -24,7 +24,8 @@ pub struct ConsumerConfig {
     pub function_timeout: Duration,
     /// What a user's deletion does to their profile (`PROFILE_ON_DELETION`: mark or delete).
     pub profile_on_deletion: ProfileOnDeletion,
-    /// `AdminGetUser` calls per second, at most, from one execution environment.
+    /// `AdminGetUser` calls per second, at most, from one execution environment: its share of
+    /// the whole consumer's rate.
     pub cognito_gets_per_second: f64,
     /// `ListUsers` calls per second, at most, from one execution environment.
     pub cognito_lists_per_second: f64,
@@ -65,6 +66,27 @@ impl ConsumerConfig {
                 expected: "less than half of FUNCTION_TIMEOUT_SECONDS (the records need the rest)",
             });
         }
+        // Rates for the whole consumer, under the account-wide quotas (UserRead 120/s, UserList
+        // 30/s); every execution environment the queue may start takes an equal share, so no
+        // number of them can exceed the rates together.
+        let cognito_gets_per_second = in_range(
+            "COGNITO_GETS_PER_SECOND",
+            "an integer from 1 to 120 (Cognito's default UserRead quota per account)",
+            50,
+            1..=120,
+        )? as f64;
+        let cognito_lists_per_second = in_range(
+            "COGNITO_LISTS_PER_SECOND",
+            "an integer from 1 to 30 (Cognito's UserList quota per account)",
+            10,
+            1..=30,
+        )? as f64;
+        let environments = in_range(
+            "CONSUMER_MAX_CONCURRENCY",
+            "an integer from 2 to 1000 (the event source's maximum concurrency)",
+            5,
+            2..=1000,
+        )? as f64;
         Ok(Self {
             users_table: required(env, "USERS_TABLE", "the name of the users table")?,
             profiles_table: required(env, "PROFILES_TABLE", "the name of the profiles table")?,
@@ -85,20 +107,8 @@ impl ConsumerConfig {
                     expected: "mark or delete",
                 })?,
             },
-            // Per execution environment: the account-wide quotas (UserRead 120/s, UserList 30/s)
-            // divided by ConsumerMaxConcurrency, with room left for everything else.
-            cognito_gets_per_second: in_range(
-                "COGNITO_GETS_PER_SECOND",
-                "an integer from 1 to 120 (Cognito's default UserRead quota per account)",
-                10,
-                1..=120,
-            )? as f64,
-            cognito_lists_per_second: in_range(
-                "COGNITO_LISTS_PER_SECOND",
-                "an integer from 1 to 30 (Cognito's UserList quota per account)",
-                2,
-                1..=30,
-            )? as f64,
+            cognito_gets_per_second: cognito_gets_per_second / environments,
+            cognito_lists_per_second: cognito_lists_per_second / environments,
         })
     }
 }
@@ -141,6 +151,8 @@ mod tests {
             ("COGNITO_GETS_PER_SECOND", "0"),
             ("COGNITO_GETS_PER_SECOND", "121"),
             ("COGNITO_LISTS_PER_SECOND", "31"),
+            ("CONSUMER_MAX_CONCURRENCY", "1"),
+            ("CONSUMER_MAX_CONCURRENCY", "1001"),
         ];
         for (name, value) in refused {
             let err = ConsumerConfig::from_env(&with(&[(name, value)])).unwrap_err();
@@ -153,6 +165,22 @@ mod tests {
         assert_eq!(ok.profile_on_deletion, ProfileOnDeletion::Mark);
         let deleting = ConsumerConfig::from_env(&with(&[("PROFILE_ON_DELETION", "delete")])).unwrap();
         assert_eq!(deleting.profile_on_deletion, ProfileOnDeletion::Delete);
+    }
+
+    #[test]
+    fn each_environment_reads_cognito_at_its_share_of_the_whole_consumers_rate() {
+        let defaults = ConsumerConfig::from_env(&with(&[])).unwrap();
+        assert_eq!(defaults.cognito_gets_per_second, 10.0);
+        assert_eq!(defaults.cognito_lists_per_second, 2.0);
+        let widest = ConsumerConfig::from_env(&with(&[
+            ("COGNITO_GETS_PER_SECOND", "100"),
+            ("COGNITO_LISTS_PER_SECOND", "25"),
+            ("CONSUMER_MAX_CONCURRENCY", "1000"),
+        ]))
+        .unwrap();
+        // A thousand environments together: 100 and 25 a second, under 120 and 30.
+        assert!((widest.cognito_gets_per_second * 1000.0 - 100.0).abs() < 1e-9);
+        assert!((widest.cognito_lists_per_second * 1000.0 - 25.0).abs() < 1e-9);
     }
 
     #[test]

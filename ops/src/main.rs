@@ -1,8 +1,9 @@
 //! `ops`: the operator's command line for cognito-user-sync.
 //!
 //! One file per subcommand (`dlq_peek.rs`, `dlq_redrive.rs`, `backfill.rs`, `reconcile.rs`,
-//! `attach_trigger.rs`, `detach_trigger.rs`, `forget.rs`), each with its arguments and a `run` that returns an [`Outcome`]; the
-//! decisions they make are plain functions, unit-tested beside them. This file only parses the
+//! `attach_trigger.rs`, `detach_trigger.rs`, `forget.rs`, `refresh.rs`), each with its arguments
+//! and a `run` that returns an [`Outcome`]; the decisions they make are plain functions,
+//! unit-tested beside them. This file only parses the
 //! command line, builds what every subcommand shares (one SDK configuration, the clients, the
 //! stack's names) and turns the outcome into an exit code.
 //!
@@ -28,6 +29,7 @@ mod forget;
 mod progress;
 mod queue;
 mod reconcile;
+mod refresh;
 mod stack;
 mod user_pool;
 
@@ -87,6 +89,9 @@ enum Command {
     /// Erase one user (a data-subject request): their users item becomes a tombstone and their
     /// profile's data is erased, so that nothing re-creates them. Cognito is not changed.
     Forget(forget::Args),
+    /// Ask the consumer to bring these users' items up to the pool's state now (a change no
+    /// signal brought): one refresh signal per sub on the sync queue.
+    Refresh(refresh::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +217,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::AttachTrigger(args) => attach_trigger::run(&ctx, &args).await,
         Command::DetachTrigger(args) => detach_trigger::run(&ctx, &args).await,
         Command::Forget(args) => forget::run(&ctx, &args).await,
+        Command::Refresh(args) => refresh::run(&ctx, &args).await,
     }
 }
 

@@ -86,6 +86,11 @@ pub fn parse_pool_id(text: &str) -> Result<String, String> {
     }
 }
 
+/// `--sub`: a sub names a users item, a UUID as Cognito's always is; stored lower case.
+pub fn parse_sub(text: &str) -> Result<String, String> {
+    shared::user::normalise_sub(text).map_err(|_| "not a sub (a Cognito sub is a UUID)".to_owned())
+}
+
 /// `--rate` and `--user-list-quota`: requests per second, a positive number.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -383,5 +388,12 @@ mod tests {
         }
         assert!(parse_pool_id("us-east-1_AbC123").is_ok());
         assert!(parse_pool_id("AbC123").is_err());
+    }
+
+    #[test]
+    fn a_sub_must_be_a_uuid_and_is_stored_lower_case() {
+        const SUB: &str = "0b5e4a3c-1f2d-4e6a-9b8c-7d6e5f4a3b2c";
+        assert_eq!(parse_sub(&SUB.to_uppercase()), Ok(SUB.to_owned()));
+        assert!(parse_sub("ana@example.com").unwrap_err().contains("UUID"));
     }
 }

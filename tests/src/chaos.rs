@@ -49,14 +49,14 @@ pub struct Consumers<'a> {
     environments: Vec<Environment<'a>>,
 }
 
-/// How the consumers are run: how many environments at once, what their wire to DynamoDB does,
-/// and how often a batch is crashed.
+/// How the consumers are run: how many environments at once, what their wire to DynamoDB and
+/// Cognito does, and how often a batch is crashed.
 pub struct ConsumerChaos {
     pub environments: usize,
     /// The share of batches crashed after their first successful write.
     pub crash_rate: f64,
-    /// The faults of each environment's wire to DynamoDB, from a seed.
-    pub dynamodb_faults: fn(u64) -> FaultPlan,
+    /// The faults of each environment's wire to DynamoDB and Cognito, from a seed.
+    pub wire_faults: fn(u64) -> FaultPlan,
 }
 
 impl<'a> Consumers<'a> {
@@ -140,7 +140,7 @@ impl<'a> Environment<'a> {
         chaos: &ConsumerChaos,
         seeds: &mut SplitMix64,
     ) -> Self {
-        let wire = FaultProxy::start((chaos.dynamodb_faults)(seeds.next_u64()))
+        let wire = FaultProxy::start((chaos.wire_faults)(seeds.next_u64()))
             .await
             .unwrap();
         wire.forward_to(&pipeline.moto_endpoint()).unwrap();
@@ -230,10 +230,18 @@ impl<'a> Environment<'a> {
     }
 }
 
-/// A consumer process with the stack's environment, its DynamoDB calls through `wire`.
+/// A consumer process with the stack's environment, its DynamoDB and Cognito calls through
+/// `wire`.
 async fn start_consumer(pipeline: &LocalPipeline, wire: &FaultProxy, label: &str) -> LambdaFunction {
+    let endpoint = wire.endpoint();
     pipeline
-        .start_consumer_variant(label, &[("AWS_ENDPOINT_URL_DYNAMODB", &wire.endpoint())])
+        .start_consumer_variant(
+            label,
+            &[
+                ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+                ("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", &endpoint),
+            ],
+        )
         .await
         .unwrap()
 }

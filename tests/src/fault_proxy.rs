@@ -42,6 +42,7 @@ use tokio_rustls::TlsAcceptor;
 pub const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
 /// SQS's send, in the JSON protocol the SDK uses, as the trigger sends it.
 pub const SEND_MESSAGE: &str = "AmazonSQS.SendMessage";
+pub const ADMIN_GET_USER: &str = "AWSCognitoIdentityProviderService.AdminGetUser";
 
 /// What the proxy does to one request instead of forwarding it plainly.
 #[derive(Debug, Clone, PartialEq)]
@@ -469,7 +470,10 @@ impl State {
 
 /// The service's throttling answer for `operation`.
 fn throttled(operation: &str, variant: f64) -> Response<Bytes> {
-    let (code, message) = if !operation.starts_with("DynamoDB_") {
+    let (code, message) = if operation.starts_with(COGNITO) {
+        // Cognito's answer when a request-rate quota (UserRead, UserList) is exceeded.
+        ("TooManyRequestsException", "Rate exceeded")
+    } else if !operation.starts_with("DynamoDB_") {
         ("ThrottlingException", "Rate exceeded")
     } else if variant < 0.5 {
         (
@@ -507,16 +511,26 @@ fn server_error(operation: &str, variant: f64) -> Response<Bytes> {
 
 /// An AWS JSON-protocol error: the namespaced `__type` in the body and the bare code in
 /// `x-amzn-ErrorType`, which is what the SDK reads to classify it.
+/// The `X-Amz-Target` prefix of Cognito user pool operations (JSON 1.1 protocol).
+const COGNITO: &str = "AWSCognitoIdentityProviderService.";
+
 fn aws_error(operation: &str, status: StatusCode, code: &str, message: &str) -> Response<Bytes> {
     let namespace = if operation.starts_with("DynamoDB_") {
         "com.amazonaws.dynamodb.v20120810"
+    } else if operation.starts_with(COGNITO) {
+        "com.amazonaws.cognitoidentityprovider"
     } else {
         "com.amazonaws.sqs"
+    };
+    let content_type = if operation.starts_with(COGNITO) {
+        "application/x-amz-json-1.1"
+    } else {
+        "application/x-amz-json-1.0"
     };
     let body = serde_json::json!({ "__type": format!("{namespace}#{code}"), "message": message });
     Response::builder()
         .status(status)
-        .header(CONTENT_TYPE, "application/x-amz-json-1.0")
+        .header(CONTENT_TYPE, content_type)
         .header("x-amzn-ErrorType", code)
         .header("x-amzn-RequestId", uuid::Uuid::new_v4().to_string())
         .body(Bytes::from(body.to_string()))

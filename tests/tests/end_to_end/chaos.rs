@@ -98,7 +98,7 @@ async fn every_confirmed_user_lands_exactly_once_and_no_edit_is_overwritten_unde
     let chaos = ConsumerChaos {
         environments: CONSUMER_ENVIRONMENTS,
         crash_rate: CRASH_RATE,
-        dynamodb_faults,
+        wire_faults: dynamodb_faults,
     };
     let mut consumers = Consumers::start(&pipeline, &chaos, &mut seeds).await;
 

@@ -52,6 +52,36 @@ async fn admin_update(pipeline: &LocalPipeline, username: &str, name: &str, valu
         .unwrap();
 }
 
+/// An administrator creates `username` (`AdminCreateUser`), with a temporary password when
+/// given; returns their sub.
+async fn invite(
+    pipeline: &LocalPipeline,
+    username: &str,
+    given_name: &str,
+    temporary: Option<&str>,
+) -> String {
+    let created = pipeline
+        .cognito
+        .admin_create_user()
+        .user_pool_id(&pipeline.pool.id)
+        .username(username)
+        .set_temporary_password(temporary.map(str::to_owned))
+        .user_attributes(attribute("email", &format!("{username}@example.com")))
+        .user_attributes(attribute("given_name", given_name))
+        .send()
+        .await
+        .unwrap();
+    created
+        .user()
+        .unwrap()
+        .attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value())
+        .unwrap()
+        .to_owned()
+}
+
 /// An administrator deletes the user; CloudTrail's record of it reaches the consumer.
 async fn delete_in_cognito_and_sync(pipeline: &LocalPipeline, username: &str, sub: &str) {
     pipeline
@@ -428,25 +458,7 @@ async fn the_rule_routes_only_this_pools_calls_and_an_unhandled_call_ends_in_the
 async fn an_administrator_created_user_is_synced_once_confirmed_without_post_confirmation() {
     let pipeline = start("lifecycle_admin_created").await;
     let pool = &pipeline.pool.id;
-    let created = pipeline
-        .cognito
-        .admin_create_user()
-        .user_pool_id(pool)
-        .username("invited001")
-        .user_attributes(attribute("email", "invited001@example.com"))
-        .user_attributes(attribute("given_name", "Invitée"))
-        .send()
-        .await
-        .unwrap();
-    let sub = created
-        .user()
-        .unwrap()
-        .attributes()
-        .iter()
-        .find(|a| a.name() == "sub")
-        .and_then(|a| a.value())
-        .unwrap()
-        .to_owned();
+    let sub = invite(&pipeline, "invited001", "Invitée", None).await;
     // Never signed in: not in the tables yet.
     pipeline
         .record_cognito_call("AdminUpdateUserAttributes", Some(&sub), true)
@@ -488,4 +500,194 @@ async fn an_administrator_created_user_is_synced_once_confirmed_without_post_con
 async fn queue_depth(pipeline: &LocalPipeline, url: &str) -> usize {
     let (visible, in_flight) = pipeline.queue_counts(url).await.unwrap();
     (visible + in_flight) as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_users_first_sign_in_syncs_them_other_unknown_token_calls_are_not_looked_up() {
+    let pipeline = start("lifecycle_first_sign_in").await;
+    let pool = &pipeline.pool.id;
+    let sub = invite(&pipeline, "invited002", "Anaïs", Some("Temporary-Pass-1")).await;
+    // The first sign-in: Cognito asks for a new password, and the user's answer confirms them.
+    let challenge = pipeline
+        .cognito
+        .admin_initiate_auth()
+        .user_pool_id(pool)
+        .client_id(&pipeline.pool.client_id)
+        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::AdminUserPasswordAuth)
+        .auth_parameters("USERNAME", "invited002")
+        .auth_parameters("PASSWORD", "Temporary-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        challenge.challenge_name().map(|c| c.as_str()),
+        Some("NEW_PASSWORD_REQUIRED")
+    );
+    pipeline
+        .cognito
+        .respond_to_auth_challenge()
+        .client_id(&pipeline.pool.client_id)
+        .challenge_name(aws_sdk_cognitoidentityprovider::types::ChallengeNameType::NewPasswordRequired)
+        .session(challenge.session().unwrap())
+        .challenge_responses("USERNAME", "invited002")
+        .challenge_responses("NEW_PASSWORD", "Correct-Horse-9")
+        .send()
+        .await
+        .unwrap();
+
+    // A call made with an access token names no pool: for a user the tables do not hold it is
+    // not looked up (it could be any pool's user), so this confirmed user is not written yet.
+    pipeline
+        .record_cognito_call("UpdateUserAttributes", Some(&sub), false)
+        .await
+        .unwrap();
+    // Another challenge answered is a sign-in step like any other: the rule does not route it.
+    let answered = |challenge: &str| {
+        let mut record = e2e::cloudtrail::record("RespondToAuthChallenge", None, Some(&sub));
+        record["requestParameters"] = json!({
+            "clientId": pipeline.pool.client_id,
+            "challengeName": challenge,
+            "session": e2e::cloudtrail::HIDDEN,
+            "challengeResponses": e2e::cloudtrail::HIDDEN,
+        });
+        record
+    };
+    let events = aws_sdk_eventbridge::Client::new(&pipeline.sdk);
+    e2e::cloudtrail::put(&events, &answered("SMS_MFA")).await.unwrap();
+    let report = pipeline.drain().await.unwrap();
+    assert_eq!((report.received, report.reported_failures), (1, 0), "{report:?}");
+    assert_eq!(pipeline.user_item(&sub).await.unwrap(), None, "not looked up");
+
+    // The new password's answer is the one token call that brings a user: it is looked up.
+    e2e::cloudtrail::put(&events, &answered("NEW_PASSWORD_REQUIRED"))
+        .await
+        .unwrap();
+    let report = pipeline.drain().await.unwrap();
+    assert_eq!((report.received, report.reported_failures), (1, 0), "{report:?}");
+    let item = pipeline
+        .user_item(&sub)
+        .await
+        .unwrap()
+        .expect("synced at the first sign-in");
+    assert_eq!(s(&item, "cognito_status"), Some("CONFIRMED"));
+    assert_eq!(s(&item, "given_name"), Some("Anaïs"));
+    assert!(
+        pipeline
+            .profile_item(&pipeline.profile_id_of(&sub))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_whose_username_was_taken_again_or_who_deleted_their_own_account_becomes_a_tombstone() {
+    let pipeline = start("lifecycle_username_reused").await;
+    let first = person(7);
+    let (old_sub, _) = synced(&pipeline, &first).await;
+    let second = person(8);
+    let (own_sub, _) = synced(&pipeline, &second).await;
+    // Deleted without a signal, then a new user signs up with the same username.
+    pipeline
+        .cognito
+        .admin_delete_user()
+        .user_pool_id(&pipeline.pool.id)
+        .username(&first.username)
+        .send()
+        .await
+        .unwrap();
+    let newcomer = pipeline.sign_up(&first).await.unwrap();
+    assert_ne!(newcomer.sub, old_sub);
+    pipeline
+        .record_cognito_call("AdminUpdateUserAttributes", Some(&old_sub), true)
+        .await
+        .unwrap();
+    // The user's own deletion, with an access token: the record names no pool.
+    pipeline
+        .cognito
+        .admin_delete_user()
+        .user_pool_id(&pipeline.pool.id)
+        .username(&second.username)
+        .send()
+        .await
+        .unwrap();
+    pipeline
+        .record_cognito_call("DeleteUser", Some(&own_sub), false)
+        .await
+        .unwrap();
+    let report = pipeline.drain().await.unwrap();
+    assert_eq!((report.received, report.reported_failures), (2, 0), "{report:?}");
+
+    for sub in [&old_sub, &own_sub] {
+        let item = pipeline.user_item(sub).await.unwrap().unwrap();
+        assert!(s(&item, "deleted_at").is_some(), "{item:?}");
+        assert_eq!(
+            s(&item, "username"),
+            None,
+            "no personal attribute is left: {item:?}"
+        );
+        let profile = pipeline
+            .profile_item(&pipeline.profile_id_of(sub))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(s(&profile, "user_deleted_at").is_some(), "{profile:?}");
+    }
+    // The newcomer is another user: the old user's item never became theirs.
+    assert_eq!(pipeline.user_item(&newcomer.sub).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_interrupted_between_the_tombstone_and_the_profile_is_completed_by_the_redelivery() {
+    use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy};
+    let pipeline = start("lifecycle_interrupted_delete").await;
+    let user = person(9);
+    let (sub, _) = synced(&pipeline, &user).await;
+    let profile_id = pipeline.profile_id_of(&sub);
+    edit_profile(&pipeline, &profile_id).await;
+    pipeline
+        .cognito
+        .admin_delete_user()
+        .user_pool_id(&pipeline.pool.id)
+        .username(&user.username)
+        .send()
+        .await
+        .unwrap();
+    pipeline
+        .record_cognito_call("AdminDeleteUser", Some(&sub), true)
+        .await
+        .unwrap();
+
+    // An environment whose every profile update fails: the tombstone is written, the marker not.
+    let wire =
+        FaultProxy::start(FaultPlan::new(11).inject("DynamoDB_20120810.UpdateItem", Fault::ServerError, 1.0))
+            .await
+            .unwrap();
+    wire.forward_to(&pipeline.moto_endpoint()).unwrap();
+    let failing = pipeline
+        .start_consumer_variant(
+            "consumer-failing-updates",
+            &[("AWS_ENDPOINT_URL_DYNAMODB", &wire.endpoint())],
+        )
+        .await
+        .unwrap();
+    let report = pipeline.event_source_for(&failing).poll_once().await.unwrap();
+    assert_eq!((report.received, report.reported_failures), (1, 1), "{report:?}");
+    drop(failing);
+    let tombstone = pipeline.user_item(&sub).await.unwrap().unwrap();
+    assert!(s(&tombstone, "deleted_at").is_some(), "{tombstone:?}");
+    let untouched = pipeline.profile_item(&profile_id).await.unwrap().unwrap();
+    assert_eq!(s(&untouched, "user_deleted_at"), None, "{untouched:?}");
+
+    // SQS delivers the message again; a healthy environment finishes the profile's part.
+    let report = pipeline.drain().await.unwrap();
+    assert_eq!((report.received, report.reported_failures), (1, 0), "{report:?}");
+    assert_eq!(pipeline.user_item(&sub).await.unwrap().unwrap(), tombstone);
+    let marked = pipeline.profile_item(&profile_id).await.unwrap().unwrap();
+    assert!(s(&marked, "user_deleted_at").is_some(), "{marked:?}");
+    assert_eq!(
+        s(&marked, "full_name"),
+        Some("Edited By App"),
+        "the edit survives"
+    );
 }

@@ -4,16 +4,19 @@
 //! updates and removals, disabling, re-enabling, deletion; some are erased with `ops forget`)
 //! while the application edits some profiles. Each change's CloudTrail record is put on the
 //! local bus (the stack's rule routes it to the queue) at least once: a share twice, all in
-//! shuffled order, a share held back to arrive after later changes, and late duplicates of
+//! shuffled order, a share held back to arrive after later changes, a share recorded as the
+//! user's own call (made with an access token, naming no pool), and late duplicates of
 //! confirmations at the end. The consumers run as in the confirmation chaos test: several
-//! environments, DynamoDB throttled and failing on their wire, batches crashed mid-way.
+//! environments, DynamoDB and Cognito throttled (and DynamoDB failing) on their wire, batches
+//! crashed mid-way.
 //!
 //! At the end, for every user: the users item is what `AdminGetUser` says now, or a tombstone
 //! without personal data when the pool no longer has them (or they were forgotten); every profile
 //! edit survived; no deleted user was re-created. Figures (stderr and
 //! `target/e2e-logs/lifecycle_chaos/summary.txt`): `lost`, `duplicated`, `overwritten`, `stale`,
 //! `resurrected` (all asserted 0), `events` (signals put on the bus), `duplicates`,
-//! `reorderings` (signals delivered after a later change's), kills, faults, time.
+//! `reorderings` (signals delivered after a later change's), `token_calls` (changes recorded as
+//! the user's own call), kills, faults, time.
 //!
 //! Size: `LIFECYCLE_CHAOS_USERS` (default 500, the CI size); the documented large run is
 //! 10,000: `LIFECYCLE_CHAOS_USERS=10000 cargo test -p e2e --test end_to_end lifecycle_chaos --
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::chaos::{ConsumerChaos, Consumers, Tables, counts, env_number, progress};
-use e2e::fault_proxy::{Fault, FaultPlan, PUT_ITEM, SplitMix64};
+use e2e::fault_proxy::{ADMIN_GET_USER, Fault, FaultPlan, PUT_ITEM, SplitMix64};
 use e2e::pipeline::s;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use futures::StreamExt;
@@ -36,6 +39,9 @@ use shared::mapping::PROFILES_KEY;
 
 /// A change's record is put on the bus twice for this share.
 const DUPLICATE_RATE: f64 = 0.20;
+/// This share of the changes a user can make themselves is recorded as their own call (made
+/// with an access token, naming no pool) instead of an administrator's.
+const SELF_SERVICE_RATE: f64 = 0.30;
 /// This share of a round's records is held back to a later round (after later changes).
 const HOLD_BACK_RATE: f64 = 0.30;
 /// This share of users gets a late duplicate of their confirmation at the end.
@@ -68,14 +74,19 @@ enum Step {
 }
 
 impl Step {
-    /// The Cognito call CloudTrail records for it.
-    fn call(&self) -> &'static str {
-        match self {
-            Self::Update { .. } => "AdminUpdateUserAttributes",
-            Self::RemovePhone => "AdminDeleteUserAttributes",
-            Self::Disable => "AdminDisableUser",
-            Self::Enable => "AdminEnableUser",
-            Self::Delete => "AdminDeleteUser",
+    /// The Cognito call CloudTrail records for it, and whether that call names the pool: an
+    /// administrator's call does; the user's own (`self_service`, made with an access token,
+    /// for the steps a user can take themselves) does not.
+    fn recorded(&self, self_service: bool) -> (&'static str, bool) {
+        match (self, self_service) {
+            (Self::Update { .. }, true) => ("UpdateUserAttributes", false),
+            (Self::Update { .. }, false) => ("AdminUpdateUserAttributes", true),
+            (Self::RemovePhone, true) => ("DeleteUserAttributes", false),
+            (Self::RemovePhone, false) => ("AdminDeleteUserAttributes", true),
+            (Self::Disable, _) => ("AdminDisableUser", true),
+            (Self::Enable, _) => ("AdminEnableUser", true),
+            (Self::Delete, true) => ("DeleteUser", false),
+            (Self::Delete, false) => ("AdminDeleteUser", true),
         }
     }
 }
@@ -137,12 +148,13 @@ fn person(i: usize) -> NewUser {
     )
 }
 
-fn dynamodb_faults(seed: u64) -> FaultPlan {
+fn wire_faults(seed: u64) -> FaultPlan {
     FaultPlan::new(seed)
         .inject(PUT_ITEM, Fault::Throttle, 0.10)
         .inject(PUT_ITEM, Fault::ServerError, 0.02)
         .inject(PUT_ITEM, Fault::LoseResponse, 0.01)
         .inject(GET_ITEM, Fault::Throttle, 0.05)
+        .inject(ADMIN_GET_USER, Fault::Throttle, 0.05)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +176,7 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
     let chaos = ConsumerChaos {
         environments: CONSUMER_ENVIRONMENTS,
         crash_rate: CRASH_RATE,
-        dynamodb_faults,
+        wire_faults,
     };
     let mut consumers = Consumers::start(&pipeline, &chaos, &mut seeds).await;
     let mut rng = SplitMix64::new(seeds.next_u64());
@@ -199,48 +211,35 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
     consumers.drain().await;
     progress("lifecycle chaos", started, "confirmed");
 
-    // 2. The application edits some profiles; then the lives play out, round by round.
+    // 2. The lives play out, round by round; the application edits some profiles meanwhile.
     let mut edits = HashMap::new();
-    for (i, sub, _) in &users {
-        if lives[*i].edit {
-            let profile_id = pipeline.profile_id_of(sub);
-            let edit = format!("edited by the application {i}");
-            pipeline
-                .dynamodb
-                .update_item()
-                .table_name(pipeline.profiles_table())
-                .key(PROFILES_KEY, AttributeValue::S(profile_id))
-                .update_expression("SET full_name = :f, id_type = :t")
-                .expression_attribute_values(":f", AttributeValue::S(edit.clone()))
-                .expression_attribute_values(":t", AttributeValue::S("passport".into()))
-                .send()
-                .await
-                .unwrap();
-            edits.insert(sub.clone(), edit);
-        }
-    }
     let rounds = lives.iter().map(|l| l.steps.len()).max().unwrap_or(0);
     let mut held: Vec<Value> = Vec::new();
-    let (mut events, mut duplicates, mut reorderings) = (0usize, 0usize, 0usize);
+    let (mut events, mut duplicates, mut reorderings, mut token_calls) = (0usize, 0usize, 0usize, 0usize);
     for round in 0..rounds {
         let steps: Vec<(usize, &String, Step)> = users
             .iter()
             .filter_map(|(i, sub, _)| Some((*i, sub, lives[*i].steps.get(round)?.clone())))
             .collect();
-        let changed: Vec<(String, &'static str)> = futures::stream::iter(steps)
+        let changed: Vec<(String, Step)> = futures::stream::iter(steps)
             .map(|(i, sub, step)| {
                 let pipeline = &pipeline;
                 async move {
                     apply(pipeline, &person(i).username, &step).await;
-                    (sub.clone(), step.call())
+                    (sub.clone(), step)
                 }
             })
             .buffer_unordered(COGNITO_CONCURRENCY)
             .collect()
             .await;
         let mut records: Vec<Value> = Vec::new();
-        for (sub, call) in changed {
-            let record = e2e::cloudtrail::record(call, Some(&pipeline.pool.id), Some(&sub));
+        for (sub, step) in changed {
+            let (call, names_pool) = step.recorded(rng.chance(SELF_SERVICE_RATE));
+            if !names_pool {
+                token_calls += 1;
+            }
+            let pool = names_pool.then_some(pipeline.pool.id.as_str());
+            let record = e2e::cloudtrail::record(call, pool, Some(&sub));
             if rng.chance(DUPLICATE_RATE) {
                 records.push(record.clone());
                 duplicates += 1;
@@ -259,13 +258,23 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
         shuffle(&mut now, &mut rng);
         events += now.len();
         let producing = AtomicBool::new(true);
-        tokio::join!(
+        let (edited, ()) = tokio::join!(
             async {
-                put_all(&pipeline, &now).await;
+                let (first, second) = now.split_at(now.len() / 2);
+                put_all(&pipeline, first).await;
+                // Halfway through the first round's signals, while the consumers write.
+                let edited = if round == 0 {
+                    edit_profiles(&pipeline, &users, &lives).await
+                } else {
+                    HashMap::new()
+                };
+                put_all(&pipeline, second).await;
                 producing.store(false, std::sync::atomic::Ordering::SeqCst);
+                edited
             },
             consumers.run_while(&producing),
         );
+        edits.extend(edited);
         progress("lifecycle chaos", started, &format!("round {round}"));
     }
 
@@ -382,14 +391,16 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
 
     let summary = [
         format!("lifecycle chaos: users={size} seed={seed:#x}"),
-        format!("events={events} duplicates={duplicates} reorderings={reorderings}"),
+        format!(
+            "events={events} duplicates={duplicates} reorderings={reorderings} token_calls={token_calls}"
+        ),
         format!(
             "deleted={deleted} forgotten={} disabled_at_end={disabled} edited={}",
             forgotten.len(),
             edits.len()
         ),
         format!("consumer_kills={}", consumers.kills()),
-        format!("dynamodb_faults={}", counts(&consumers.faults_injected())),
+        format!("faults={}", counts(&consumers.faults_injected())),
         format!("dlq_redriven={}", redrive.report()["moved"]),
         format!(
             "lost={} duplicated={} overwritten={} stale={} resurrected={}",
@@ -441,6 +452,32 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
                 && !forgotten.is_empty()
         );
     }
+}
+
+/// The application's own edits of the profiles of the users whose life says so: sub to the
+/// `full_name` written.
+async fn edit_profiles(
+    pipeline: &LocalPipeline,
+    users: &[(usize, String, Value)],
+    lives: &[Life],
+) -> HashMap<String, String> {
+    let mut edits = HashMap::new();
+    for (i, sub, _) in users.iter().filter(|(i, _, _)| lives[*i].edit) {
+        let edit = format!("edited by the application {i}");
+        pipeline
+            .dynamodb
+            .update_item()
+            .table_name(pipeline.profiles_table())
+            .key(PROFILES_KEY, AttributeValue::S(pipeline.profile_id_of(sub)))
+            .update_expression("SET full_name = :f, id_type = :t")
+            .expression_attribute_values(":f", AttributeValue::S(edit.clone()))
+            .expression_attribute_values(":t", AttributeValue::S("passport".into()))
+            .send()
+            .await
+            .unwrap();
+        edits.insert(sub.clone(), edit);
+    }
+    edits
 }
 
 /// Makes `step` happen to `username` in the local pool.

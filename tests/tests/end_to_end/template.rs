@@ -211,7 +211,7 @@ fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_i
         for action in actions {
             match action.as_str() {
                 // The reads and conditional writes the consumer makes, on the two tables only.
-                "dynamodb:GetItem" | "dynamodb:PutItem" | "dynamodb:UpdateItem" | "dynamodb:DeleteItem" => {
+                "dynamodb:GetItem" | "dynamodb:PutItem" | "dynamodb:UpdateItem" => {
                     let tables = resources.as_array().expect("a list of tables");
                     assert_eq!(tables.len(), 2);
                     for table in tables {
@@ -254,6 +254,44 @@ fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_i
             assert!(actions.iter().all(|a| !a.contains('*')), "{actions:?}");
             assert!(!resources.to_string().contains("\"*\""), "{resources}");
         }
+    }
+}
+
+#[test]
+fn the_consumers_cognito_reads_stay_under_the_accounts_quotas_at_any_concurrency() {
+    let t = template();
+    let consumer = &resource(&t, "ConsumerFunction")["Properties"];
+    let env = &consumer["Environment"]["Variables"];
+    // Each environment takes its share of the rate: the consumer divides by the same
+    // concurrency the event source is capped at.
+    let mappings = resources_of_type(&t, "AWS::Lambda::EventSourceMapping");
+    let [(_, mapping)] = mappings.as_slice() else {
+        panic!("one event source mapping, the queue's: {mappings:?}");
+    };
+    let scaling = &mapping["Properties"]["ScalingConfig"];
+    assert_eq!(ref_of(&scaling["MaximumConcurrency"]), "ConsumerMaxConcurrency");
+    assert_eq!(
+        env["CONSUMER_MAX_CONCURRENCY"],
+        json!({"Fn::Sub": "${ConsumerMaxConcurrency}"})
+    );
+    assert!(
+        parameter(&t, "ConsumerMaxConcurrency")["MaxValue"]
+            .as_u64()
+            .unwrap()
+            <= 1000
+    );
+    // The rates for the whole consumer leave room under UserRead (120/s) and UserList (30/s).
+    for (variable, parameter_name, quota) in [
+        ("COGNITO_GETS_PER_SECOND", "CognitoReadsPerSecond", 120),
+        ("COGNITO_LISTS_PER_SECOND", "CognitoListsPerSecond", 30),
+    ] {
+        assert_eq!(
+            env[variable],
+            json!({"Fn::Sub": format!("${{{parameter_name}}}")})
+        );
+        let rate = parameter(&t, parameter_name);
+        assert!(rate["MaxValue"].as_u64().unwrap() < quota, "{rate}");
+        assert!(rate["Default"].as_u64().unwrap() <= quota / 2, "{rate}");
     }
 }
 

@@ -54,12 +54,17 @@ async fn bad_input_fails_with_a_message_naming_the_problem() {
     let run = pipeline.ops(&["backfill", "--user-pool-id", "not-a-pool"]).await;
     run.assert_code(2);
     assert!(run.stderr.contains("not a user pool id"), "{run}");
-    let run = pipeline.ops(&["forget", "--sub", "not-a-sub"]).await;
+    for command in ["forget", "refresh"] {
+        let run = pipeline.ops(&[command, "--sub", "not-a-sub"]).await;
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("--sub") && run.stderr.contains("a Cognito sub is a UUID"),
+            "{command}:\n{run}"
+        );
+    }
+    let run = pipeline.ops(&["refresh"]).await;
     run.assert_code(2);
-    assert!(
-        run.stderr.contains("--sub") && run.stderr.contains("a Cognito sub is a UUID"),
-        "{run}"
-    );
+    assert!(run.stderr.contains("--sub"), "{run}");
     let run = pipeline
         .ops(&["backfill", "--user-pool-id", &pool, "--page-size", "61"])
         .await;

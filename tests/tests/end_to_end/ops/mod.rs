@@ -11,6 +11,7 @@ mod dlq_peek;
 mod dlq_redrive;
 mod forget;
 mod reconcile;
+mod refresh;
 
 use std::collections::{BTreeMap, BTreeSet};
 
