@@ -258,6 +258,19 @@ impl LocalPipeline {
         })
     }
 
+    /// An administrator deletes `username` from the local pool (`AdminDeleteUser`); no signal
+    /// of it reaches the queue.
+    pub async fn delete_user(&self, username: &str) -> Result<()> {
+        self.cognito
+            .admin_delete_user()
+            .user_pool_id(&self.pool.id)
+            .username(username)
+            .send()
+            .await
+            .context("AdminDeleteUser failed")?;
+        Ok(())
+    }
+
     /// Invokes the trigger as Cognito would.
     pub async fn invoke_trigger(&self, event: &Value) -> Result<Value, InvokeError> {
         self.trigger.invoke(event).await

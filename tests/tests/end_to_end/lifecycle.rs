@@ -84,14 +84,7 @@ async fn invite(
 
 /// An administrator deletes the user; CloudTrail's record of it reaches the consumer.
 async fn delete_in_cognito_and_sync(pipeline: &LocalPipeline, username: &str, sub: &str) {
-    pipeline
-        .cognito
-        .admin_delete_user()
-        .user_pool_id(&pipeline.pool.id)
-        .username(username)
-        .send()
-        .await
-        .unwrap();
+    pipeline.delete_user(username).await.unwrap();
     pipeline
         .record_cognito_call("AdminDeleteUser", Some(sub), true)
         .await
@@ -588,14 +581,7 @@ async fn a_user_whose_username_was_taken_again_or_who_deleted_their_own_account_
     let second = person(8);
     let (own_sub, _) = synced(&pipeline, &second).await;
     // Deleted without a signal, then a new user signs up with the same username.
-    pipeline
-        .cognito
-        .admin_delete_user()
-        .user_pool_id(&pipeline.pool.id)
-        .username(&first.username)
-        .send()
-        .await
-        .unwrap();
+    pipeline.delete_user(&first.username).await.unwrap();
     let newcomer = pipeline.sign_up(&first).await.unwrap();
     assert_ne!(newcomer.sub, old_sub);
     pipeline
@@ -603,14 +589,7 @@ async fn a_user_whose_username_was_taken_again_or_who_deleted_their_own_account_
         .await
         .unwrap();
     // The user's own deletion, with an access token: the record names no pool.
-    pipeline
-        .cognito
-        .admin_delete_user()
-        .user_pool_id(&pipeline.pool.id)
-        .username(&second.username)
-        .send()
-        .await
-        .unwrap();
+    pipeline.delete_user(&second.username).await.unwrap();
     pipeline
         .record_cognito_call("DeleteUser", Some(&own_sub), false)
         .await
@@ -645,14 +624,7 @@ async fn a_deletion_interrupted_between_the_tombstone_and_the_profile_is_complet
     let (sub, _) = synced(&pipeline, &user).await;
     let profile_id = pipeline.profile_id_of(&sub);
     edit_profile(&pipeline, &profile_id).await;
-    pipeline
-        .cognito
-        .admin_delete_user()
-        .user_pool_id(&pipeline.pool.id)
-        .username(&user.username)
-        .send()
-        .await
-        .unwrap();
+    pipeline.delete_user(&user.username).await.unwrap();
     pipeline
         .record_cognito_call("AdminDeleteUser", Some(&sub), true)
         .await

@@ -28,13 +28,7 @@ async fn refresh_brings_changes_no_signal_brought_to_the_tables() {
         .send()
         .await
         .unwrap();
-    cognito
-        .admin_delete_user()
-        .user_pool_id(&pipeline.pool.id)
-        .username(person(81).username)
-        .send()
-        .await
-        .unwrap();
+    pipeline.delete_user(&person(81).username).await.unwrap();
 
     let run = pipeline
         .ops(&[
