@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, Source, optional, parsed_or, required};
+use shared::config::{ConfigError, Source, integer_in, optional, required};
 use shared::lifecycle::ProfileOnDeletion;
 
 #[derive(Debug, Clone)]
@@ -33,17 +33,7 @@ pub struct ConsumerConfig {
 
 impl ConsumerConfig {
     pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
-        let in_range = |name: &'static str,
-                        expected: &'static str,
-                        default: u64,
-                        range: std::ops::RangeInclusive<u64>| {
-            let value: u64 = parsed_or(env, name, expected, default)?;
-            if range.contains(&value) {
-                Ok(value)
-            } else {
-                Err(ConfigError::Invalid { name, expected })
-            }
-        };
+        let in_range = |name, expected, default, range| integer_in(env, name, expected, default, range);
         const TIMEOUT: &str = "the function's timeout in seconds, 1 to 900 (the template sets it)";
         if optional(env, "FUNCTION_TIMEOUT_SECONDS").is_none() {
             return Err(ConfigError::Missing {

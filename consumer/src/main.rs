@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use shared::metrics::MetricsConfig;
-
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -19,15 +17,7 @@ use consumer::handler;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let env = shared::config::ProcessEnv;
-    let config = match ConsumerConfig::from_env(&env).and_then(|c| Ok((c, MetricsConfig::from_env(&env)?))) {
-        Ok(config) => config,
-        Err(err) => {
-            tracing::error!(event = "config_invalid", error = %err);
-            return Err(err.into());
-        }
-    };
-    let (config, metrics) = config;
+    let (config, metrics) = shared::config::load_at_init(ConsumerConfig::from_env)?;
     let deps = Arc::new(Deps::connect(config, metrics).await);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = Arc::clone(&deps);

@@ -1,10 +1,7 @@
 //! The SDK configuration, loaded once, and how SDK errors are shown to an operator.
 
-use std::error::Error;
-
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Why the tool cannot talk to AWS at all.
 #[derive(Debug, thiserror::Error)]
@@ -38,32 +35,4 @@ pub async fn load_config() -> Result<SdkConfig, SetupError> {
     Ok(sdk)
 }
 
-/// An SDK error as one line for an operator: the service's code and message when the service
-/// answered (`QueueDoesNotExist: The specified queue does not exist.`), else the whole chain
-/// (connection refused, timeout, ...). SDK errors never carry request bodies, so no PII.
-pub fn detail<E>(err: &E) -> String
-where
-    E: ProvideErrorMetadata + Error + 'static,
-{
-    match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        _ => chain(err),
-    }
-}
-
-/// An error and its sources, `: `-separated, each once (the SDK's own `DisplayErrorContext`
-/// appends a `Debug` dump that is no use to an operator).
-pub fn chain(err: &dyn Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use sdk_config::{chain, detail};

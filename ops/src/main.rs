@@ -79,7 +79,7 @@ enum Command {
     },
     /// Enqueue the pool's confirmed users: those who confirmed before the trigger was attached.
     Backfill(backfill::Args),
-    /// Compare the pool's confirmed users with both tables; --repair enqueues the missing.
+    /// Compare the pool with both tables, every kind of drift; --repair sends refresh signals.
     Reconcile(reconcile::Args),
     /// Set the pool's Post Confirmation trigger, carrying every other setting over unchanged.
     AttachTrigger(attach_trigger::Args),

@@ -184,7 +184,8 @@ fn usable(operation: &'static str, user: Result<PoolUser, UserError>) -> Result<
     user.map(Some).map_err(|source| unusable(operation, source))
 }
 
-fn call_error<E: ProvideErrorMetadata>(
+/// An SDK error of a Cognito call as a [`ReadError`]: its code and status, never its message.
+pub fn call_error<E: ProvideErrorMetadata>(
     operation: &'static str,
     err: &SdkError<E, HttpResponse>,
 ) -> ReadError {

@@ -19,6 +19,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use std::error::Error;
+
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// The variables without which the environment holds no credentials.
 const CREDENTIAL_VARIABLES: [&str; 2] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
@@ -52,6 +55,36 @@ fn environment_has_credentials(var: impl Fn(&str) -> Option<std::ffi::OsString>)
     CREDENTIAL_VARIABLES
         .iter()
         .all(|name| var(name).is_some_and(|value| !value.to_string_lossy().trim().is_empty()))
+}
+
+/// An SDK error as one line for an operator or a log line: the service's code and message when the service
+/// answered (`QueueDoesNotExist: The specified queue does not exist.`), else the whole chain
+/// (connection refused, timeout, ...). SDK errors never carry request bodies, so no PII.
+pub fn detail<E>(err: &E) -> String
+where
+    E: ProvideErrorMetadata + Error + 'static,
+{
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => chain(err),
+    }
+}
+
+/// An error and its sources, `: `-separated, each once (the SDK's own `DisplayErrorContext`
+/// appends a `Debug` dump that is no use to an operator).
+pub fn chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -70,6 +70,34 @@ pub fn parsed_or<T: FromStr>(
     }
 }
 
+/// A whole number within `range`, `default` when unset.
+pub fn integer_in(
+    source: &dyn Source,
+    name: &'static str,
+    expected: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let value: u64 = parsed_or(source, name, expected, default)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid { name, expected })
+    }
+}
+
+/// A function's own configuration and its metrics' (`METRICS_NAMESPACE`, `METRICS_SERVICE`),
+/// read at init. A bad setting is logged as `config_invalid`, naming the variable, and returned:
+/// Lambda reports it as the init error.
+pub fn load_at_init<C>(
+    load: impl FnOnce(&dyn Source) -> Result<C, ConfigError>,
+) -> Result<(C, crate::metrics::MetricsConfig), ConfigError> {
+    let env = ProcessEnv;
+    load(&env)
+        .and_then(|config| Ok((config, crate::metrics::MetricsConfig::from_env(&env)?)))
+        .inspect_err(|err| tracing::error!(event = "config_invalid", error = %err))
+}
+
 /// A `true`/`false` variable, `default` when unset.
 pub fn flag_or(source: &dyn Source, name: &'static str, default: bool) -> Result<bool, ConfigError> {
     match optional(source, name).map(|v| v.to_ascii_lowercase()) {

@@ -45,10 +45,17 @@ pub const FORGOTTEN_AT: &str = "forgotten_at";
 /// The marker a profile gets when its user is deleted.
 pub const PROFILE_DELETED_AT: &str = "user_deleted_at";
 
+/// Cognito's `UserStatus` of the state stored.
+pub const COGNITO_STATUS: &str = "cognito_status";
+/// Whether the user is enabled in the pool, in the state stored.
+pub const ENABLED: &str = "enabled";
+/// The fields only a mirror of the user's state has (an item written by a confirmation has
+/// none of them until its first refresh).
+pub const MIRROR_FIELDS: [&str; 3] = [COGNITO_STATUS, ENABLED, COGNITO_MODIFIED_AT];
 /// Fields of the users item that say when this service wrote it, not what the user is.
-const WRITE_STAMPS: [&str; 2] = [REVISION, "updated_at"];
+pub const WRITE_STAMPS: [&str; 2] = [REVISION, "updated_at"];
 /// Fields of the users item set once and carried over by every later write.
-const CARRIED: [&str; 2] = ["created_at", "confirmed_at"];
+pub const CARRIED: [&str; 2] = ["created_at", "confirmed_at"];
 
 /// Whether a user of this Cognito status has been confirmed at least once, and so belongs in the
 /// tables (see `ops`'s `must_be_synced` for what each status means). A user not yet confirmed
@@ -543,8 +550,8 @@ pub fn mirror_item(user: &PoolUser, stored: &StoredUser, now: OffsetDateTime) ->
         user.username(),
         user.attributes(),
     );
-    item.insert("cognito_status", ItemValue::S(user.status().to_owned()));
-    item.insert("enabled", ItemValue::Bool(user.enabled()));
+    item.insert(COGNITO_STATUS, ItemValue::S(user.status().to_owned()));
+    item.insert(ENABLED, ItemValue::Bool(user.enabled()));
     item.insert(
         COGNITO_MODIFIED_AT,
         ItemValue::S(format_rfc3339(user.last_modified())),
@@ -627,7 +634,7 @@ pub fn holds_state(stored: &StoredItem, next: &Item) -> bool {
 }
 
 /// `at` as stored: to the millisecond.
-fn truncated(at: OffsetDateTime) -> OffsetDateTime {
+pub fn truncated(at: OffsetDateTime) -> OffsetDateTime {
     parse_rfc3339(&format_rfc3339(at)).unwrap_or(at)
 }
 

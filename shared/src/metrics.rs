@@ -234,8 +234,13 @@ impl<M: Metric> Metrics<M> {
     /// Writes the EMF lines to stdout (where Lambda sends them to CloudWatch Logs).
     pub fn emit(&self) {
         let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        self.emit_at(now_ms as u64);
+    }
+
+    /// Writes the EMF lines stamped `timestamp_ms` (CloudWatch accepts up to two weeks back).
+    pub fn emit_at(&self, timestamp_ms: u64) {
         let mut stdout = std::io::stdout().lock();
-        for line in self.to_emf_lines(now_ms as u64) {
+        for line in self.to_emf_lines(timestamp_ms) {
             // A metrics line that cannot be written is not worth failing an invocation over.
             let _ = writeln!(stdout, "{line}");
         }

@@ -13,7 +13,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// The crates whose log statements are this project's, and follow its PII rules.
-const OWN_CRATES: [&str; 4] = ["shared", "trigger", "consumer", "ops"];
+const OWN_CRATES: [&str; 6] = ["shared", "trigger", "consumer", "reconciler", "drift", "ops"];
 
 /// Installs the JSON subscriber. Call once, at cold start.
 pub fn init() {

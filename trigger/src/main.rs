@@ -5,7 +5,6 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::metrics::MetricsConfig;
 
 use trigger::config::TriggerConfig;
 use trigger::handler::{self, Deps};
@@ -17,17 +16,9 @@ use trigger::queue;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let env = shared::config::ProcessEnv;
-    let config = match TriggerConfig::from_env(&env).and_then(|c| Ok((c, MetricsConfig::from_env(&env)?))) {
-        Ok(config) => config,
-        Err(err) => {
-            // Reported as an init error: Lambda shows it and Cognito's call fails loudly,
-            // instead of every confirmation being dropped silently.
-            tracing::error!(event = "config_invalid", error = %err);
-            return Err(err.into());
-        }
-    };
-    let (config, metrics) = config;
+    // A bad setting is an init error: Lambda shows it and Cognito's call fails loudly, instead
+    // of every confirmation being dropped silently.
+    let (config, metrics) = shared::config::load_at_init(TriggerConfig::from_env)?;
     let deps = Deps {
         queue: queue::SyncQueue::connect(&config).await,
         config,

@@ -1,4 +1,5 @@
-//! `ops reconcile`: users missing from either table and orphans found, and `--repair` closing the gap.
+//! `ops reconcile`: users missing from either table and orphans found, and `--repair` closing the
+//! gap with refresh signals (the scheduled run's walk, run locally).
 
 use super::*;
 
@@ -60,9 +61,9 @@ async fn reconcile_finds_users_missing_from_either_table_and_orphans_and_repair_
     found.assert_code(3);
     let report = found.report();
     assert_eq!(report["in_sync"], false);
-    assert_eq!(report["confirmed_users"], 7);
+    assert_eq!(report["pool_users"], 9, "every status listed");
     assert_eq!(report["table_items"], 5);
-    assert_eq!(report["profile_items"], 3);
+    assert_eq!(report["drift"], 5);
     assert_eq!(report["missing"], json!(missing));
     assert_eq!(report["missing_user_item"], json!(no_user_item));
     let mut no_profile = no_user_item.clone();
@@ -79,9 +80,13 @@ async fn reconcile_finds_users_missing_from_either_table_and_orphans_and_repair_
         .ops(&["--json", "reconcile", "--user-pool-id", &pool, "--repair"])
         .await;
     repaired.assert_code(0);
-    assert_eq!(repaired.report()["enqueued"], 4);
+    assert_eq!(
+        repaired.report()["enqueued"],
+        5,
+        "the four missing and the orphan"
+    );
     let drained = pipeline.drain().await.unwrap();
-    assert_eq!(drained.deleted, 4, "{drained:?}");
+    assert_eq!(drained.deleted, 5, "{drained:?}");
     for sub in &missing {
         assert!(pipeline.user_item(sub).await.unwrap().is_some(), "{sub} repaired");
         assert_eq!(
@@ -90,15 +95,20 @@ async fn reconcile_finds_users_missing_from_either_table_and_orphans_and_repair_
             "{sub}'s profile repaired"
         );
     }
-    // The half that was there is left exactly as it was.
-    assert_eq!(pipeline.user_item(&half).await.unwrap().unwrap(), half_user_item);
+    // The half that was there is now the mirror of the user's state, with its creation kept.
+    let half_now = pipeline.user_item(&half).await.unwrap().unwrap();
+    assert_eq!(s(&half_now, "created_at"), s(&half_user_item, "created_at"));
+    assert_eq!(s(&half_now, "cognito_status"), Some("CONFIRMED"));
+    // The orphan's user is gone from the pool: their item is a tombstone now.
+    let orphan_now = pipeline.user_item(&orphan).await.unwrap().unwrap();
+    assert!(orphan_now.contains_key("deleted_at"), "{orphan_now:?}");
 
     let again = pipeline.ops(&["reconcile", "--user-pool-id", &pool]).await;
     again.assert_code(0);
     assert!(again.stdout.contains("in sync"), "{again}");
     assert!(
-        again.stdout.contains(&format!("orphan (not changed): {orphan}")),
-        "{again}"
+        !again.stdout.contains(&orphan),
+        "a tombstone is no orphan\n{again}"
     );
     let json_again = pipeline
         .ops(&["--json", "reconcile", "--user-pool-id", &pool])

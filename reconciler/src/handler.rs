@@ -1,0 +1,303 @@
+//! The function: one message of the reconcile queue per invocation (batch size 1).
+//!
+//! A start begins a run unless one is in progress; a cursor goes on with its run. The slice
+//! ends at the page budget or near the deadline; the next message is sent before the handler
+//! returns, so SQS only deletes the one received once its successor is on the queue. An
+//! invocation that dies leaves its message to come back after the visibility timeout: the run
+//! resumes from it and repeats at most one slice.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_sqs::types::QueueAttributeName;
+use drift::cursor::{decode, encode};
+use drift::{Cursor, DriftKind, RunMessage};
+use lambda_runtime::LambdaEvent;
+use shared::metrics::{Metrics, MetricsConfig};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::config::ReconcilerConfig;
+use crate::metrics::{InvocationMetric, RunMetric};
+use crate::run::{Budget, SliceEnd, advance};
+use crate::signals::SignalSender;
+use crate::walk::{Sources, Walker};
+
+/// Kept back from the invocation's deadline for the last page's signals and the next message.
+const MIN_MARGIN: Duration = Duration::from_secs(5);
+
+/// What lives for the whole execution environment.
+pub struct Deps {
+    pub config: ReconcilerConfig,
+    pub metrics: MetricsConfig,
+    pub sqs: aws_sdk_sqs::Client,
+    /// One invocation at a time per environment; the pacer's slowed rate carries over.
+    pub walker: Mutex<Walker>,
+}
+
+impl Deps {
+    pub async fn connect(config: ReconcilerConfig, metrics: MetricsConfig) -> Self {
+        let sdk = sdk_config::load(
+            aws_config::retry::RetryConfig::standard().with_max_attempts(3),
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .await;
+        // The walk paces and retries ListUsers itself: a throttle slows the whole walk down
+        // rather than being retried at once by the SDK.
+        let cognito = aws_sdk_cognitoidentityprovider::Client::from_conf(
+            aws_sdk_cognitoidentityprovider::config::Builder::from(&sdk)
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        );
+        let walker = Walker::new(
+            Sources {
+                cognito,
+                dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+                user_pool_id: config.user_pool_id.clone(),
+                users_table: config.users_table.clone(),
+                profiles_table: config.profiles_table.clone(),
+            },
+            config.lists_per_second,
+        );
+        Self {
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            walker: Mutex::new(walker),
+            config,
+            metrics,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("reconcile message refused: {0}")]
+    Message(#[from] drift::cursor::CursorError),
+    #[error("the cursor is for user pool {found}, this function reconciles {expected}")]
+    OtherPool { found: String, expected: String },
+    #[error("{0}")]
+    Run(#[from] crate::walk::RunError),
+    #[error("{operation} on the reconcile queue failed: {detail}")]
+    Queue { operation: &'static str, detail: String },
+}
+
+pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(), HandlerError> {
+    let remaining = Duration::from_millis(
+        event
+            .context
+            .deadline
+            .saturating_sub((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64),
+    );
+    let deadline = Instant::now() + remaining.saturating_sub((remaining / 5).max(MIN_MARGIN));
+    for record in &event.payload.records {
+        let receives: u64 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1);
+        let message = decode(record.body.as_deref().unwrap_or("")).inspect_err(|err| {
+            tracing::error!(event = "reconcile_message_invalid", reason = %err);
+        })?;
+        let cursor = match message {
+            RunMessage::Start { requested_by } => {
+                if run_in_progress(deps).await? {
+                    tracing::info!(
+                        event = "reconcile_start_skipped",
+                        requested_by,
+                        reason = "a run is in progress"
+                    );
+                    continue;
+                }
+                let run_id = uuid::Uuid::new_v4().to_string();
+                tracing::info!(event = "reconcile_run_started", run_id, requested_by);
+                Cursor::start(
+                    &run_id,
+                    &deps.config.user_pool_id,
+                    OffsetDateTime::now_utc(),
+                    deps.config.scan_segments,
+                )
+            }
+            RunMessage::Continue(cursor) => *cursor,
+        };
+        slice(deps, cursor, receives, deadline).await?;
+    }
+    Ok(())
+}
+
+async fn slice(
+    deps: &Deps,
+    mut cursor: Cursor,
+    receives: u64,
+    deadline: Instant,
+) -> Result<(), HandlerError> {
+    if cursor.user_pool_id != deps.config.user_pool_id {
+        let err = HandlerError::OtherPool {
+            found: cursor.user_pool_id.clone(),
+            expected: deps.config.user_pool_id.clone(),
+        };
+        tracing::error!(event = "reconcile_message_invalid", reason = %err);
+        return Err(err);
+    }
+    if receives > 1 {
+        cursor.counts.resumed += 1;
+        tracing::info!(
+            event = "reconcile_resumed",
+            run_id = cursor.run_id,
+            step = cursor.step,
+            receives
+        );
+    }
+    let before = cursor.counts.clone();
+    let budget = Budget {
+        pages: deps.config.pages_per_invocation,
+        deadline: Some(deadline),
+    };
+    let mut sink = SignalSender::new(
+        deps.sqs.clone(),
+        &deps.config.sync_queue_url,
+        &deps.config.user_pool_id,
+    );
+    let end = {
+        let mut walker = deps.walker.lock().await;
+        advance(&mut walker, &mut cursor, budget, &mut sink).await
+    };
+    cursor.step += 1;
+    cursor.counts.invocations += 1;
+    emit_invocation(deps, &before, &cursor.counts);
+    let progressed = cursor.counts.pages > before.pages || cursor.counts.scan_pages > before.scan_pages;
+    match end {
+        Ok(SliceEnd::Finished) => {
+            finished(deps, &cursor);
+            Ok(())
+        }
+        Ok(SliceEnd::Paused) => hand_on(deps, cursor).await,
+        // What was done is kept: the failure comes back at once in the next invocation, which
+        // then makes no progress and lets its message come back, and go to the DLQ in the end.
+        Err(err) if progressed => {
+            tracing::warn!(event = "reconcile_step_failed", run_id = cursor.run_id, step = cursor.step, error = %err, handed_on = true);
+            hand_on(deps, cursor).await
+        }
+        Err(err) => {
+            tracing::error!(event = "reconcile_step_failed", run_id = cursor.run_id, step = cursor.step, error = %err, handed_on = false);
+            Err(err.into())
+        }
+    }
+}
+
+async fn hand_on(deps: &Deps, cursor: Cursor) -> Result<(), HandlerError> {
+    tracing::info!(
+        event = "reconcile_progress",
+        run_id = cursor.run_id,
+        step = cursor.step,
+        phase = ?cursor.phase,
+        pages = cursor.counts.pages,
+        scanned = cursor.counts.scanned,
+        drift = cursor.counts.drift(),
+    );
+    let body = encode(&RunMessage::Continue(Box::new(cursor)))?;
+    deps.sqs
+        .send_message()
+        .queue_url(&deps.config.reconcile_queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|err| HandlerError::Queue {
+            operation: "SendMessage",
+            detail: sdk_config::detail(&err),
+        })?;
+    Ok(())
+}
+
+/// Whether another message of a run is on the queue besides the one being handled. SQS's
+/// counts are approximate: two runs at once only cost quota and repeated signals, never a
+/// wrong write.
+async fn run_in_progress(deps: &Deps) -> Result<bool, HandlerError> {
+    let attributes = deps
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&deps.config.reconcile_queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|err| HandlerError::Queue {
+            operation: "GetQueueAttributes",
+            detail: sdk_config::detail(&err),
+        })?;
+    let total: u64 = attributes
+        .attributes()
+        .into_iter()
+        .flat_map(|map| map.values())
+        .filter_map(|count| count.parse::<u64>().ok())
+        .sum();
+    // The start itself is one of the messages not visible.
+    Ok(total > 1)
+}
+
+fn emit_invocation(deps: &Deps, before: &drift::Counts, after: &drift::Counts) {
+    let mut metrics = Metrics::<InvocationMetric>::new(&deps.metrics);
+    metrics.count(InvocationMetric::PagesWalked, after.pages - before.pages);
+    metrics.count(InvocationMetric::ItemsScanned, after.scanned - before.scanned);
+    metrics.count(
+        InvocationMetric::ListUsersThrottled,
+        after.throttles - before.throttles,
+    );
+    metrics.count(
+        InvocationMetric::SignalsSent,
+        after.signals_sent - before.signals_sent,
+    );
+    metrics.count(
+        InvocationMetric::SignalsRefused,
+        after.signals_refused - before.signals_refused,
+    );
+    metrics.emit();
+}
+
+fn finished(deps: &Deps, cursor: &Cursor) {
+    let counts = &cursor.counts;
+    let started_at = cursor.started_at();
+    let duration = OffsetDateTime::now_utc() - started_at;
+    let duration_ms = duration.whole_milliseconds().max(0) as u64;
+    tracing::info!(
+        event = "reconcile_run_finished",
+        run_id = cursor.run_id,
+        started_at = cursor.started_at,
+        duration_ms,
+        listed = counts.listed,
+        pages = counts.pages,
+        scanned = counts.scanned,
+        drift = counts.drift(),
+        missing = counts.missing,
+        no_users_item = counts.no_users_item,
+        no_profile = counts.no_profile,
+        stale = counts.stale,
+        enabled_differs = counts.enabled_differs,
+        deleted = counts.deleted,
+        deletions_complete = counts.deletions_complete,
+        unusable = counts.unusable,
+        throttles = counts.throttles,
+        signals_sent = counts.signals_sent,
+        signals_refused = counts.signals_refused,
+        invocations = counts.invocations,
+        resumed = counts.resumed,
+    );
+    let mut metrics = Metrics::<RunMetric>::new(&deps.metrics);
+    metrics.count(RunMetric::DriftFound, counts.drift());
+    for kind in DriftKind::ALL {
+        metrics.count(RunMetric::of_kind(kind), counts.of(kind));
+    }
+    metrics.count(
+        RunMetric::DeletionsIncomplete,
+        u64::from(!counts.deletions_complete),
+    );
+    metrics.count(RunMetric::RunsCompleted, 1);
+    metrics.count(RunMetric::RunPages, counts.pages);
+    metrics.sample(RunMetric::RunDuration, duration_ms as f64);
+    // Stamped with the run's start: each scheduled run in its own period of the drift alarm.
+    metrics.emit_at((started_at.unix_timestamp_nanos() / 1_000_000) as u64);
+}
