@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use drift::{Cursor, Drift, DriftKind};
+use drift::{Cursor, Drift, DriftKind, RunMessage};
 use reconciler::run::{Budget, Delivered, DriftSink, SliceEnd, advance};
 use reconciler::signals::SignalSender;
 use reconciler::walk::{Sources, Walker};
@@ -28,12 +28,19 @@ use crate::{Ctx, Outcome, progress, queue};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The user pool to compare with the users and profiles tables.
-    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id)]
-    pub user_pool_id: String,
+    /// The user pool to compare with the users and profiles tables (here, on this machine).
+    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id, required_unless_present = "start")]
+    pub user_pool_id: Option<String>,
     /// Send a refresh signal for every user found to differ (as the scheduled run does).
     #[arg(long)]
     pub repair: bool,
+    /// Start a run in the stack instead (a start message on its reconcile queue, as the
+    /// schedule sends); its progress and result are the reconciler's log events.
+    #[arg(long, conflicts_with_all = ["repair", "user_pool_id"])]
+    pub start: bool,
+    /// The reconcile queue's URL (instead of the stack's ReconcileQueueUrl output).
+    #[arg(long, value_name = "URL", requires = "start")]
+    pub reconcile_queue_url: Option<String>,
     /// At most this many ListUsers requests per second (retries included); at most
     /// --user-list-quota. A throttle halves it for a while.
     #[arg(long, value_name = "R", default_value = "5", value_parser = user_pool::parse_rate)]
@@ -51,6 +58,32 @@ impl Args {
     pub fn validate(&self) -> Result<(), String> {
         user_pool::check_rate(self.rate, self.user_list_quota)
     }
+}
+
+/// `--start`: a run in the stack, begun as the schedule begins one.
+async fn start(ctx: &Ctx, args: &Args) -> Result<Outcome> {
+    let url = ctx
+        .names
+        .reconcile_queue_url(args.reconcile_queue_url.as_deref())
+        .await?;
+    let body = drift::cursor::encode(&RunMessage::Start {
+        requested_by: "ops".to_owned(),
+    })?;
+    ctx.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|err| anyhow::anyhow!(crate::aws::detail(&err)))
+        .with_context(|| format!("cannot send the start to the reconcile queue {url}"))?;
+    ctx.printer.report(
+        "reconcile: a run was started in the stack (skipped if one is in progress); it sends a \
+         refresh signal for every user who differs. Its progress and result are the reconciler's \
+         log events reconcile_progress and reconcile_run_finished, and the DriftFound metrics",
+        &json!({"command": "reconcile", "started": true, "reconcile_queue_url": url}),
+    );
+    Ok(Outcome::Done)
 }
 
 /// Collects the drifts for the report, and with `--repair` sends them on.
@@ -84,7 +117,9 @@ impl Report {
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
-    let pool = args.user_pool_id.clone();
+    let Some(pool) = args.user_pool_id.clone() else {
+        return start(ctx, args).await;
+    };
     let users_table = ctx.names.users_table().await?;
     let profiles_table = ctx.names.profiles_table().await?;
     // With --repair the queue is checked first: better to fail before the long walk.

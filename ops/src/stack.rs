@@ -22,6 +22,7 @@ pub enum StackOutput {
     ProfilesTableName,
     TriggerFunctionArn,
     UserPoolId,
+    ReconcileQueueUrl,
 }
 
 impl StackOutput {
@@ -33,6 +34,7 @@ impl StackOutput {
             Self::ProfilesTableName => "ProfilesTableName",
             Self::TriggerFunctionArn => "TriggerFunctionArn",
             Self::UserPoolId => "UserPoolId",
+            Self::ReconcileQueueUrl => "ReconcileQueueUrl",
         }
     }
 
@@ -46,6 +48,7 @@ impl StackOutput {
             // No flag names the served pool itself: with --function-arn, `attach-trigger` reads
             // it from that function's own USER_POOL_ID instead.
             Self::UserPoolId => "--function-arn",
+            Self::ReconcileQueueUrl => "--reconcile-queue-url",
         }
     }
 }
@@ -118,6 +121,11 @@ impl Names {
             StackOutput::ProfilesTableName,
         )
         .await
+    }
+
+    /// The reconcile queue's URL: `explicit` (`reconcile --reconcile-queue-url`) or the stack's.
+    pub async fn reconcile_queue_url(&self, explicit: Option<&str>) -> Result<String, StackError> {
+        self.resolve(explicit, StackOutput::ReconcileQueueUrl).await
     }
 
     /// The trigger function's ARN: `explicit` (a subcommand's `--function-arn`) or the stack's.

@@ -25,7 +25,7 @@ use crate::pacer::AdaptivePacer;
 pub const PAGE_SIZE: i32 = 60;
 /// Items per page of each scan segment: a page's memory stays small (the projection is four
 /// short attributes) while a segment still needs few calls.
-pub const SCAN_PAGE_ITEMS: i32 = 1_000;
+pub const SCAN_PAGE_ITEMS: i32 = 250;
 /// `BatchGetItem`'s unprocessed keys are asked again this many times, backing off, before the
 /// step fails (and the invocation's message comes back to try again).
 const UNPROCESSED_ROUNDS: u32 = 8;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shared::ProfileId;
-use shared::lifecycle::PROFILE_DELETED_AT;
+use shared::lifecycle::{COGNITO_MODIFIED_AT, PROFILE_DELETED_AT, StoredUser, holds_state, mirror_item};
 use shared::mapping::{PROFILES_KEY, USERS_KEY};
 
 use crate::event_source::PollReport;
@@ -378,4 +378,128 @@ pub fn env_number(name: &str, default: u64) -> u64 {
                 .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
         })
         .unwrap_or(default)
+}
+
+/// Every user against the pool, after the consumers have drained: what the lifecycle chaos run
+/// and the scheduled convergence test both assert is all zero.
+#[derive(Debug, Default)]
+pub struct Convergence {
+    /// In the pool, and without a live users item or without a profile.
+    pub lost: Vec<String>,
+    /// A live users item that is not the user's state now (`AdminGetUser`).
+    pub stale: Vec<String>,
+    /// Gone from the pool (or forgotten), and not a bare tombstone with a deleted profile.
+    pub resurrected: Vec<String>,
+    pub deleted: usize,
+    pub disabled: usize,
+}
+
+impl Convergence {
+    /// `users`: (username, sub) of every user the test made; `forgotten`: subs erased with
+    /// `ops forget`, whose profile must be a profile tombstone.
+    pub async fn measure(
+        pipeline: &LocalPipeline,
+        tables: &Tables,
+        users: &[(String, String)],
+        forgotten: &BTreeSet<String>,
+    ) -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        let mut found = Self::default();
+        for (username, sub) in users {
+            let item = tables.users.get(sub);
+            let profile = tables.profiles.get(&pipeline.profile_id_of(sub));
+            let stored = StoredUser::from_item(item.map(tables::from_attribute_values));
+            let read = pipeline
+                .cognito
+                .admin_get_user()
+                .user_pool_id(&pipeline.pool.id)
+                .username(username)
+                .send()
+                .await;
+            let read = match read {
+                Ok(read)
+                    if !forgotten.contains(sub)
+                        && read.user_attributes().iter().any(|a| a.value() == Some(sub)) =>
+                {
+                    read
+                }
+                _ => {
+                    found.deleted += 1;
+                    let tombstone_ok = matches!(&stored, StoredUser::Tombstone(t) if is_bare_tombstone(t));
+                    let profile_ok = if forgotten.contains(sub) {
+                        profile.is_some_and(|p| {
+                            p.len() == 2 && p.contains_key(PROFILES_KEY) && p.contains_key(PROFILE_DELETED_AT)
+                        })
+                    } else {
+                        profile.is_some_and(|p| p.contains_key(PROFILE_DELETED_AT))
+                    };
+                    if !tombstone_ok || !profile_ok {
+                        found.resurrected.push(sub.clone());
+                    }
+                    continue;
+                }
+            };
+            if !read.enabled() {
+                found.disabled += 1;
+            }
+            let user =
+                pool_reader::pool_user(&pipeline.pool.id, pool_reader::CognitoUser::from(&read)).unwrap();
+            let StoredUser::Live(current) = &stored else {
+                found.lost.push(sub.clone());
+                continue;
+            };
+            if profile.is_none() {
+                found.lost.push(sub.clone());
+            }
+            let current_state = if current.contains_key(COGNITO_MODIFIED_AT) {
+                holds_state(current, &mirror_item(&user, &stored, now))
+            } else {
+                confirmation_holds(current, &user)
+            };
+            if !current_state {
+                found.stale.push(sub.clone());
+            }
+        }
+        found
+    }
+}
+
+/// Whether an item written by a confirmation (never refreshed, so without the mirror's status,
+/// enabled flag and version) still says what the pool does: a confirmed, enabled user with the
+/// same username and attributes (Cognito's `cognito:` pseudo-attributes aside, which only the
+/// Post Confirmation event carries).
+fn confirmation_holds(item: &shared::lifecycle::StoredItem, user: &shared::lifecycle::PoolUser) -> bool {
+    let attributes = match item.get("attributes") {
+        Some(shared::ItemValue::M(map)) => map
+            .iter()
+            .filter(|(name, _)| !name.starts_with("cognito:"))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let listed: BTreeMap<&String, &String> = user
+        .attributes()
+        .iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .collect();
+    user.status() == "CONFIRMED"
+        && user.enabled()
+        && item.get("username") == Some(&shared::ItemValue::S(user.username().to_owned()))
+        && attributes == listed
+}
+
+/// A tombstone holds the key, the pool, the profile id and the write stamps, nothing personal.
+fn is_bare_tombstone(item: &shared::lifecycle::StoredItem) -> bool {
+    let names: BTreeSet<&str> = item.keys().map(String::as_str).collect();
+    let allowed: BTreeSet<&str> = [
+        "user_id",
+        "profile_id",
+        "user_pool_id",
+        "created_at",
+        "deleted_at",
+        "forgotten_at",
+        "revision",
+        "updated_at",
+    ]
+    .into();
+    names.is_subset(&allowed) && names.contains("deleted_at")
 }

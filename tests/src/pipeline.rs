@@ -151,19 +151,7 @@ impl LocalPipeline {
             .await
             .context("SetQueueAttributes failed")?;
 
-        let base_env = |extra: &HashMap<String, String>| {
-            let mut env = HashMap::from([
-                ("AWS_ENDPOINT_URL".to_owned(), endpoint.clone()),
-                ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-                ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
-                ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
-                ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
-                ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
-                ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "info".to_owned()),
-            ]);
-            env.extend(extra.clone());
-            env
-        };
+        let base_env = |extra: &HashMap<String, String>| function_env(&endpoint, extra);
         let trigger_name = stack.output("TriggerFunctionName")?.to_owned();
         let consumer_name = stack.output("ConsumerFunctionName")?.to_owned();
         let mut trigger_env = base_env(&stack::function_environment(&sdk, &trigger_name).await?);
@@ -305,6 +293,97 @@ impl LocalPipeline {
             function,
             batch_size: self.event_source.batch_size,
         }
+    }
+
+    /// The scheduled reconciliation's function, started from its deployed configuration with
+    /// `changes` on top. The reconcile queue's visibility timeout becomes `timeout` (Lambda
+    /// requires it to be at least the function's), so a killed invocation's message comes
+    /// back that soon.
+    pub async fn start_reconciler(
+        &self,
+        timeout: Duration,
+        changes: &[(&str, &str)],
+    ) -> Result<LambdaFunction> {
+        let name = self.stack.output("ReconcilerFunctionName")?.to_owned();
+        let mut env = function_env(
+            &self.moto_endpoint(),
+            &stack::function_environment(&self.sdk, &name).await?,
+        );
+        env.extend(changes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self.sqs
+            .set_queue_attributes()
+            .queue_url(self.reconcile_queue_url())
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                timeout.as_secs().to_string(),
+            )
+            .send()
+            .await
+            .context("SetQueueAttributes on the reconcile queue failed")?;
+        LambdaFunction::start(
+            &name,
+            &workspace_binary("reconciler")?,
+            &env,
+            timeout,
+            &self.log_dir,
+        )
+        .await
+    }
+
+    pub fn reconcile_queue_url(&self) -> &str {
+        self.stack
+            .outputs
+            .get("ReconcileQueueUrl")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The reconcile queue's event source (batch size 1, as the template's), feeding `function`.
+    pub fn reconcile_source<'a>(&'a self, function: &'a LambdaFunction) -> SqsEventSource<'a> {
+        SqsEventSource {
+            sqs: &self.sqs,
+            queue_url: self.reconcile_queue_url(),
+            queue_arn: "",
+            function,
+            batch_size: 1,
+        }
+    }
+
+    /// The user's Cognito status (`CONFIRMED`, `RESET_REQUIRED`, ...) and sub.
+    pub async fn user_status(&self, username: &str) -> Result<(String, String)> {
+        let user = self
+            .cognito
+            .admin_get_user()
+            .user_pool_id(&self.pool.id)
+            .username(username)
+            .send()
+            .await
+            .context("AdminGetUser failed")?;
+        let sub = user
+            .user_attributes()
+            .iter()
+            .find(|a| a.name() == "sub")
+            .and_then(|a| a.value())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((
+            user.user_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            sub,
+        ))
+    }
+
+    /// What the schedule sends: a start message on the reconcile queue.
+    pub async fn start_reconcile_run(&self) -> Result<()> {
+        self.sqs
+            .send_message()
+            .queue_url(self.reconcile_queue_url())
+            .message_body(r#"{"start":{"requested_by":"schedule"}}"#)
+            .send()
+            .await
+            .context("SendMessage of the start to the reconcile queue failed")?;
+        Ok(())
     }
 
     pub fn queue_url(&self) -> &str {
@@ -814,4 +893,20 @@ pub fn envelope_for(pool_id: &str, sub: &str, username: &str, attributes: &[(&st
     )
     .expect("a valid user");
     shared::envelope::encode(&user)
+}
+
+/// The environment of a function run by the emulator: the deployed variables in `extra`, and
+/// what Lambda itself sets (credentials, region), pointing at moto.
+fn function_env(endpoint: &str, extra: &HashMap<String, String>) -> HashMap<String, String> {
+    let mut env = HashMap::from([
+        ("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "info".to_owned()),
+    ]);
+    env.extend(extra.clone());
+    env
 }

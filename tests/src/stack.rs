@@ -78,16 +78,21 @@ pub async fn deploy(sdk: &SdkConfig, stack_name: &str, parameters: &[(&str, &str
     };
 
     let lambda = aws_sdk_lambda::Client::new(sdk);
-    let mappings = lambda
-        .list_event_source_mappings()
-        .function_name(deployed.output("ConsumerFunctionName")?)
-        .send()
-        .await
-        .context("ListEventSourceMappings failed")?;
-    if mappings.event_source_mappings().is_empty() {
-        bail!("the template deployed no event source mapping for the consumer");
+    // Every function's: moto would otherwise run each mapping itself (LOCAL-STACK.md).
+    let mut mappings = Vec::new();
+    for function in ["ConsumerFunctionName", "ReconcilerFunctionName"] {
+        let listed = lambda
+            .list_event_source_mappings()
+            .function_name(deployed.output(function)?)
+            .send()
+            .await
+            .context("ListEventSourceMappings failed")?;
+        if listed.event_source_mappings().is_empty() {
+            bail!("the template deployed no event source mapping for {function}");
+        }
+        mappings.extend(listed.event_source_mappings().to_vec());
     }
-    for mapping in mappings.event_source_mappings() {
+    for mapping in &mappings {
         lambda
             .update_event_source_mapping()
             .uuid(mapping.uuid().context("mapping without uuid")?)

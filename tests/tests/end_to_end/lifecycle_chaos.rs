@@ -28,13 +28,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::chaos::{ConsumerChaos, Consumers, Tables, counts, env_number, progress};
+use e2e::chaos::{ConsumerChaos, Consumers, Convergence, Tables, counts, env_number, progress};
 use e2e::fault_proxy::{ADMIN_GET_USER, Fault, FaultPlan, PUT_ITEM, SplitMix64};
 use e2e::pipeline::s;
 use e2e::{LocalPipeline, NewUser, PipelineOptions};
 use futures::StreamExt;
 use serde_json::Value;
-use shared::lifecycle::{PROFILE_DELETED_AT, StoredUser, holds_state, mirror_item};
 use shared::mapping::PROFILES_KEY;
 
 /// A change's record is put on the bus twice for this share.
@@ -324,54 +323,20 @@ async fn every_users_items_end_as_the_pool_says_and_no_deleted_user_comes_back_u
 
     // 4. Every user against the pool.
     let tables = Tables::read(&pipeline).await;
-    let now = time::OffsetDateTime::now_utc();
-    let (mut lost, mut stale, mut resurrected, mut overwritten) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut deleted, mut disabled) = (0usize, 0usize);
-    for (i, sub, _) in &users {
-        let item = tables.users.get(sub);
+    let named: Vec<(String, String)> = users
+        .iter()
+        .map(|(i, sub, _)| (person(*i).username, sub.clone()))
+        .collect();
+    let Convergence {
+        lost,
+        stale,
+        resurrected,
+        deleted,
+        disabled,
+    } = Convergence::measure(&pipeline, &tables, &named, &forgotten).await;
+    let mut overwritten = Vec::new();
+    for (_, sub, _) in &users {
         let profile = tables.profiles.get(&pipeline.profile_id_of(sub));
-        let stored = StoredUser::from_item(item.map(tables::from_attribute_values));
-        let read = pipeline
-            .cognito
-            .admin_get_user()
-            .user_pool_id(&pipeline.pool.id)
-            .username(person(*i).username)
-            .send()
-            .await;
-        let gone = read.is_err() || forgotten.contains(sub);
-        if gone {
-            deleted += 1;
-            let tombstone_ok = matches!(&stored, StoredUser::Tombstone(t) if is_bare_tombstone(t));
-            let profile_ok = if forgotten.contains(sub) {
-                profile.is_some_and(|p| {
-                    p.len() == 2 && p.contains_key(PROFILES_KEY) && p.contains_key(PROFILE_DELETED_AT)
-                })
-            } else {
-                profile.is_some_and(|p| p.contains_key(PROFILE_DELETED_AT))
-            };
-            if !tombstone_ok || !profile_ok {
-                resurrected.push(sub.clone());
-            }
-        } else {
-            let read = read.unwrap();
-            if !read.enabled() {
-                disabled += 1;
-            }
-            let user =
-                pool_reader::pool_user(&pipeline.pool.id, pool_reader::CognitoUser::from(&read)).unwrap();
-            let StoredUser::Live(current) = &stored else {
-                lost.push(sub.clone());
-                continue;
-            };
-            if profile.is_none() {
-                lost.push(sub.clone());
-            }
-            let expected = mirror_item(&user, &stored, now);
-            if !holds_state(current, &expected) {
-                stale.push(sub.clone());
-            }
-        }
         if let Some(edit) = edits.get(sub)
             && !forgotten.contains(sub)
             && profile.and_then(|p| s(p, "full_name")) != Some(edit.as_str())
@@ -533,21 +498,4 @@ fn shuffle<T>(items: &mut [T], rng: &mut SplitMix64) {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         items.swap(i, j);
     }
-}
-
-/// A tombstone and nothing else: no personal attribute.
-fn is_bare_tombstone(item: &shared::lifecycle::StoredItem) -> bool {
-    let names: BTreeSet<&str> = item.keys().map(String::as_str).collect();
-    let allowed: BTreeSet<&str> = [
-        "user_id",
-        "profile_id",
-        "user_pool_id",
-        "created_at",
-        "deleted_at",
-        "forgotten_at",
-        "revision",
-        "updated_at",
-    ]
-    .into();
-    names.is_subset(&allowed) && names.contains("deleted_at")
 }

@@ -13,4 +13,5 @@ mod metrics;
 mod ops;
 mod pipeline;
 mod prerequisites;
+mod reconciliation;
 mod template;

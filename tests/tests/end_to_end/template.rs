@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use consumer::metrics::ConsumerMetric;
+use reconciler::metrics::{InvocationMetric, RunMetric};
 use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use shared::metrics::{Metric, Unit};
 use trigger::metrics::TriggerMetric;
@@ -258,15 +259,132 @@ fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_i
 }
 
 #[test]
+fn reconciler_may_only_list_the_pool_read_the_tables_and_send_to_its_queues() {
+    let t = template();
+    for (actions, resources) in allowed(resource(&t, "ReconcilerRole")) {
+        for action in &actions {
+            match action.as_str() {
+                "cognito-idp:ListUsers" => {
+                    let arn = resources["Fn::Sub"][0].as_str().expect("the pool's ARN");
+                    assert!(arn.ends_with(":userpool/${PoolId}"), "{resources}");
+                }
+                "dynamodb:BatchGetItem" => assert_eq!(
+                    resources,
+                    json!([{"Fn::GetAtt": ["UsersTable", "Arn"]}, {"Fn::GetAtt": ["ProfilesTable", "Arn"]}])
+                ),
+                // The deletion check scans the users table, and nothing else.
+                "dynamodb:Scan" => assert_eq!(resources, json!({"Fn::GetAtt": ["UsersTable", "Arn"]})),
+                // Refresh signals to the sync queue; the run's cursor through its own queue.
+                "sqs:SendMessage" => assert!(
+                    resources == json!({"Fn::GetAtt": ["SyncQueue", "Arn"]})
+                        || resources == json!({"Fn::GetAtt": ["ReconcileQueue", "Arn"]}),
+                    "{resources}"
+                ),
+                "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes" => {
+                    assert_eq!(resources, json!({"Fn::GetAtt": ["ReconcileQueue", "Arn"]}))
+                }
+                "logs:CreateLogStream" | "logs:PutLogEvents" => {}
+                other => panic!("the reconciler must not be allowed {other} (it writes no table)"),
+            }
+        }
+    }
+    assert!(
+        resource(&t, "ReconcilerRole")["Properties"]
+            .get("ManagedPolicyArns")
+            .is_none()
+    );
+    // The schedule may only put a start on the reconcile queue.
+    let schedule_role = allowed(resource(&t, "ReconcileScheduleRole"));
+    assert_eq!(
+        schedule_role,
+        vec![(
+            vec!["sqs:SendMessage".to_owned()],
+            json!({"Fn::GetAtt": ["ReconcileQueue", "Arn"]})
+        )]
+    );
+}
+
+#[test]
+fn the_schedule_starts_a_run_every_period_and_can_be_turned_off() {
+    let t = template();
+    let schedule = &resource(&t, "ReconcileSchedule");
+    assert_eq!(schedule["Condition"], "ScheduleReconcile");
+    let p = &schedule["Properties"];
+    assert_eq!(
+        p["Target"]["Arn"],
+        json!({"Fn::GetAtt": ["ReconcileQueue", "Arn"]})
+    );
+    // The schedule's message is one the reconciler reads as a start.
+    let input = p["Target"]["Input"].as_str().unwrap();
+    assert!(matches!(
+        drift::cursor::decode(input),
+        Ok(drift::RunMessage::Start { .. })
+    ));
+    assert_eq!(
+        parameter(&t, "ReconcileEveryHours")["Default"],
+        "24",
+        "daily by default"
+    );
+    let off = e2e::stack::translate(&[
+        ("ExistingUserPoolId", "us-east-1_Abc123"),
+        ("ReconcileEveryHours", "off"),
+    ])
+    .expect("translates");
+    let off: Value = serde_json::from_str(&off).unwrap();
+    assert_eq!(
+        off["Conditions"]["ScheduleReconcile"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ReconcileEveryHours"}, "off"]}]})
+    );
+    // Every period the parameter allows has its minutes and seconds, and two periods fit in
+    // the seven days an alarm can look back over.
+    let periods = &t["Mappings"]["ReconcilePeriods"];
+    for hours in parameter(&t, "ReconcileEveryHours")["AllowedValues"]
+        .as_array()
+        .unwrap()
+    {
+        let hours = hours.as_str().unwrap();
+        if hours == "off" {
+            continue;
+        }
+        let n: u64 = hours.parse().unwrap();
+        assert_eq!(periods[hours]["Minutes"], json!(n * 60), "{hours}");
+        assert_eq!(periods[hours]["Seconds"], json!(n * 3600), "{hours}");
+        assert!(2 * n * 3600 <= 604_800, "{hours}");
+    }
+    // The rate stays well under the UserList quota of 30/s.
+    let rate = parameter(&t, "ReconcileListsPerSecond");
+    assert!(rate["Default"].as_u64().unwrap() <= 5 && rate["MaxValue"].as_u64().unwrap() < 30);
+    let env = &resource(&t, "ReconcilerFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["RECONCILE_LISTS_PER_SECOND"],
+        json!({"Fn::Sub": "${ReconcileListsPerSecond}"})
+    );
+    // The queue outlasts an invocation, so a killed one's message comes back, and a cursor
+    // failing again and again stops in the DLQ.
+    let queue = &resource(&t, "ReconcileQueue")["Properties"];
+    let timeout = resource(&t, "ReconcilerFunction")["Properties"]["Timeout"]
+        .as_u64()
+        .unwrap();
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= timeout);
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]})
+    );
+}
+
+#[test]
 fn the_consumers_cognito_reads_stay_under_the_accounts_quotas_at_any_concurrency() {
     let t = template();
     let consumer = &resource(&t, "ConsumerFunction")["Properties"];
     let env = &consumer["Environment"]["Variables"];
     // Each environment takes its share of the rate: the consumer divides by the same
     // concurrency the event source is capped at.
-    let mappings = resources_of_type(&t, "AWS::Lambda::EventSourceMapping");
+    let mappings: Vec<_> = resources_of_type(&t, "AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .filter(|(_, m)| m["Properties"]["FunctionName"] == json!({"Ref": "ConsumerFunction"}))
+        .collect();
     let [(_, mapping)] = mappings.as_slice() else {
-        panic!("one event source mapping, the queue's: {mappings:?}");
+        panic!("one event source mapping for the consumer, the sync queue's: {mappings:?}");
     };
     let scaling = &mapping["Properties"]["ScalingConfig"];
     assert_eq!(ref_of(&scaling["MaximumConcurrency"]), "ConsumerMaxConcurrency");
@@ -337,11 +455,13 @@ fn alarms_watch_the_dlq_queue_age_and_both_functions() {
 fn custom_metrics() -> Vec<(&'static str, Unit)> {
     let trigger = TriggerMetric::ALL.iter().map(|m| (m.name(), m.unit()));
     let consumer = ConsumerMetric::ALL.iter().map(|m| (m.name(), m.unit()));
-    trigger.chain(consumer).collect()
+    let reconciler = InvocationMetric::ALL.iter().map(|m| (m.name(), m.unit()));
+    let runs = RunMetric::ALL.iter().map(|m| (m.name(), m.unit()));
+    trigger.chain(consumer).chain(reconciler).chain(runs).collect()
 }
 
 /// Every alarm, with the section of docs/runbook.md its description must point at.
-const ALARMS: [(&str, &str); 8] = [
+const ALARMS: [(&str, &str); 10] = [
     ("DeadLetterQueueNotEmptyAlarm", "dlq-not-empty"),
     ("QueueMessageAgeAlarm", "queue-message-age"),
     ("TriggerErrorsAlarm", "trigger-errors"),
@@ -350,6 +470,11 @@ const ALARMS: [(&str, &str); 8] = [
     ("ConsumerThrottlesAlarm", "consumer-throttles"),
     ("EnqueueFailedAlarm", "enqueue-failed"),
     ("TriggerDurationP99Alarm", "trigger-duration-p99"),
+    ("ReconcileDriftAlarm", "scheduled-reconciliation"),
+    (
+        "ReconcileDeadLetterQueueNotEmptyAlarm",
+        "scheduled-reconciliation",
+    ),
 ];
 
 /// Template parameters that the dashboard body uses as JSON numbers (outside quotes).
@@ -800,10 +925,10 @@ fn every_checkov_skip_is_justified_inline() {
             skips += 1;
         }
     }
-    // Queues, tables and log groups (one each), the two functions (four each), the trail's
+    // Queues, tables and log groups (one each), the three functions (four each), the trail's
     // bucket (one) and the trail (two).
     assert_eq!(
-        skips, 17,
+        skips, 24,
         "a skip was added or removed: keep this count and the README in step"
     );
 }

@@ -106,7 +106,7 @@ async fn unconfirmed(pipeline: &LocalPipeline, range: std::ops::Range<usize>) {
 }
 
 /// An administrator's password reset (`AdminResetUserPassword`): the user is `RESET_REQUIRED`.
-async fn reset_password(pipeline: &LocalPipeline, username: &str) {
+pub(crate) async fn reset_password(pipeline: &LocalPipeline, username: &str) {
     pipeline
         .cognito
         .admin_reset_user_password()
@@ -115,15 +115,8 @@ async fn reset_password(pipeline: &LocalPipeline, username: &str) {
         .send()
         .await
         .expect("AdminResetUserPassword");
-    let user = pipeline
-        .cognito
-        .admin_get_user()
-        .user_pool_id(&pipeline.pool.id)
-        .username(username)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(user.user_status().map(|s| s.as_str()), Some("RESET_REQUIRED"));
+    let (status, _) = pipeline.user_status(username).await.unwrap();
+    assert_eq!(status, "RESET_REQUIRED");
 }
 
 /// A user created by an administrator (`AdminCreateUser`): `FORCE_CHANGE_PASSWORD`.
