@@ -129,6 +129,7 @@ pub struct Ctx {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     pub names: stack::Names,
     pub printer: Printer,
 }
@@ -193,6 +194,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
         lambda: aws_sdk_lambda::Client::new(&sdk),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
         names: stack::Names::new(
             aws_sdk_cloudformation::Client::new(&sdk),
             global.stack_name,

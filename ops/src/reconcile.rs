@@ -29,7 +29,7 @@ use crate::{Ctx, Outcome, progress, queue};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The user pool to compare with the users and profiles tables (here, on this machine).
-    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id, required_unless_present = "start")]
+    #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id, required_unless_present_any = ["start", "latest"])]
     pub user_pool_id: Option<String>,
     /// Send a refresh signal for every user found to differ (as the scheduled run does).
     #[arg(long)]
@@ -41,6 +41,16 @@ pub struct Args {
     /// The reconcile queue's URL (instead of the stack's ReconcileQueueUrl output).
     #[arg(long, value_name = "URL", requires = "start")]
     pub reconcile_queue_url: Option<String>,
+    /// Report the stack's latest run instead (from the reconciler's log events of the last
+    /// --days days), and the run in progress if there is one.
+    #[arg(long, conflicts_with_all = ["repair", "user_pool_id", "start"])]
+    pub latest: bool,
+    /// The reconciler's log group (instead of the stack's ReconcilerLogGroupName output).
+    #[arg(long, value_name = "NAME", requires = "latest")]
+    pub log_group: Option<String>,
+    /// How far back --latest looks.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "latest", value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub days: u32,
     /// At most this many ListUsers requests per second (retries included); at most
     /// --user-list-quota. A throttle halves it for a while.
     #[arg(long, value_name = "R", default_value = "5", value_parser = user_pool::parse_rate)]
@@ -86,6 +96,141 @@ async fn start(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
+/// `--latest`: the newest run's `reconcile_run_finished` event and, when a later run has started
+/// and not finished, its newest `reconcile_progress`.
+async fn latest(ctx: &Ctx, args: &Args) -> Result<Outcome> {
+    let group = ctx.names.reconciler_log_group(args.log_group.as_deref()).await?;
+    let since = OffsetDateTime::now_utc() - time::Duration::days(i64::from(args.days));
+    let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
+    let newest = |event: &'static str| {
+        let group = group.clone();
+        async move { newest_event(ctx, &group, event, since_ms).await }
+    };
+    let finished = newest("reconcile_run_finished").await?;
+    let started = newest("reconcile_run_started").await?;
+    let run_id = |event: &Option<(i64, serde_json::Value)>| {
+        event
+            .as_ref()
+            .and_then(|(_, e)| e["run_id"].as_str().map(str::to_owned))
+    };
+    // Runs end in the order they start (one at a time): the newest start without the newest
+    // end's run id has not ended.
+    let in_progress = started.is_some() && run_id(&started) != run_id(&finished);
+    let progress = match (in_progress, run_id(&started)) {
+        (true, Some(id)) => newest_with(ctx, &group, "reconcile_progress", &id, since_ms).await?,
+        _ => None,
+    };
+    let field = |event: &serde_json::Value, name: &str| event[name].to_string();
+    let mut human = match &finished {
+        Some((_, run)) => format!(
+            "latest run {id}: started {started}, took {seconds} s over {invocations} invocations; {listed} users \
+             listed in {pages} pages, {scanned} users items scanned; drift {drift} (missing {missing}, no users item \
+             {no_users_item}, no profile {no_profile}, stale {stale}, enabled differs {enabled_differs}, deleted \
+             {deleted}); {sent} refresh signals sent, {refused} refused",
+            id = run["run_id"].as_str().unwrap_or("?"),
+            started = run["started_at"].as_str().unwrap_or("?"),
+            seconds = run["duration_ms"].as_u64().unwrap_or(0) / 1000,
+            invocations = field(run, "invocations"),
+            listed = field(run, "listed"),
+            pages = field(run, "pages"),
+            scanned = field(run, "scanned"),
+            drift = field(run, "drift"),
+            missing = field(run, "missing"),
+            no_users_item = field(run, "no_users_item"),
+            no_profile = field(run, "no_profile"),
+            stale = field(run, "stale"),
+            enabled_differs = field(run, "enabled_differs"),
+            deleted = field(run, "deleted"),
+            sent = field(run, "signals_sent"),
+            refused = field(run, "signals_refused"),
+        ),
+        None => format!(
+            "no reconciliation run finished in {group} in the last {} days",
+            args.days
+        ),
+    };
+    if in_progress {
+        let id = run_id(&started).unwrap_or_default();
+        match &progress {
+            Some((_, step)) => human.push_str(&format!(
+                "\nrun {id} in progress: step {}, {} pages walked, {} items scanned, drift {} so far",
+                field(step, "step"),
+                field(step, "pages"),
+                field(step, "scanned"),
+                field(step, "drift"),
+            )),
+            None => human.push_str(&format!("\nrun {id} in progress: started, no step handed on yet")),
+        }
+    }
+    ctx.printer.report(
+        &human,
+        &json!({
+            "command": "reconcile",
+            "log_group": group,
+            "latest": finished.map(|(_, run)| run),
+            "in_progress": in_progress,
+            "progress": progress.map(|(_, step)| step),
+        }),
+    );
+    Ok(Outcome::Done)
+}
+
+/// The newest log event of `group` since `since_ms` that is the JSON event `event`, with its
+/// timestamp.
+async fn newest_event(
+    ctx: &Ctx,
+    group: &str,
+    event: &str,
+    since_ms: i64,
+) -> Result<Option<(i64, serde_json::Value)>> {
+    let mut newest: Option<(i64, serde_json::Value)> = None;
+    let mut token = None;
+    loop {
+        let page = ctx
+            .logs
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(since_ms)
+            // A quoted term: CloudWatch Logs matches the exact phrase.
+            .filter_pattern(format!("\"{event}\""))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|err| anyhow::anyhow!(crate::aws::detail(&err)))
+            .with_context(|| format!("cannot read the log events of {group}"))?;
+        for found in page.events() {
+            let Some(parsed) = found
+                .message()
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                .filter(|v| v["event"] == event)
+            else {
+                continue;
+            };
+            let at = found.timestamp().unwrap_or(0);
+            if newest.as_ref().is_none_or(|(t, _)| at >= *t) {
+                newest = Some((at, parsed));
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(newest)
+}
+
+/// [`newest_event`], of one run.
+async fn newest_with(
+    ctx: &Ctx,
+    group: &str,
+    event: &str,
+    run_id: &str,
+    since_ms: i64,
+) -> Result<Option<(i64, serde_json::Value)>> {
+    let found = newest_event(ctx, group, event, since_ms).await?;
+    Ok(found.filter(|(_, e)| e["run_id"] == run_id))
+}
+
 /// Collects the drifts for the report, and with `--repair` sends them on.
 struct Report {
     found: BTreeMap<DriftKind, Vec<String>>,
@@ -117,6 +262,9 @@ impl Report {
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
+    if args.latest {
+        return latest(ctx, args).await;
+    }
     let Some(pool) = args.user_pool_id.clone() else {
         return start(ctx, args).await;
     };

@@ -23,6 +23,7 @@ pub enum StackOutput {
     TriggerFunctionArn,
     UserPoolId,
     ReconcileQueueUrl,
+    ReconcilerLogGroupName,
 }
 
 impl StackOutput {
@@ -35,6 +36,7 @@ impl StackOutput {
             Self::TriggerFunctionArn => "TriggerFunctionArn",
             Self::UserPoolId => "UserPoolId",
             Self::ReconcileQueueUrl => "ReconcileQueueUrl",
+            Self::ReconcilerLogGroupName => "ReconcilerLogGroupName",
         }
     }
 
@@ -49,6 +51,7 @@ impl StackOutput {
             // it from that function's own USER_POOL_ID instead.
             Self::UserPoolId => "--function-arn",
             Self::ReconcileQueueUrl => "--reconcile-queue-url",
+            Self::ReconcilerLogGroupName => "--log-group",
         }
     }
 }
@@ -126,6 +129,11 @@ impl Names {
     /// The reconcile queue's URL: `explicit` (`reconcile --reconcile-queue-url`) or the stack's.
     pub async fn reconcile_queue_url(&self, explicit: Option<&str>) -> Result<String, StackError> {
         self.resolve(explicit, StackOutput::ReconcileQueueUrl).await
+    }
+
+    /// The reconciler's log group: `explicit` (`reconcile --latest --log-group`) or the stack's.
+    pub async fn reconciler_log_group(&self, explicit: Option<&str>) -> Result<String, StackError> {
+        self.resolve(explicit, StackOutput::ReconcilerLogGroupName).await
     }
 
     /// The trigger function's ARN: `explicit` (a subcommand's `--function-arn`) or the stack's.

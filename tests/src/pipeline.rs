@@ -374,6 +374,43 @@ impl LocalPipeline {
         ))
     }
 
+    /// Delivers `function`'s log lines so far to its log group in moto, as Lambda does with a
+    /// function's output (the emulator captures it): a new stream per call, the lines in order.
+    pub async fn deliver_logs(&self, function: &LambdaFunction) -> Result<()> {
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&self.sdk);
+        let group = format!("/aws/lambda/{}", function.name());
+        let stream = format!("[$LATEST]{}", uuid::Uuid::new_v4().simple());
+        logs.create_log_stream()
+            .log_group_name(&group)
+            .log_stream_name(&stream)
+            .send()
+            .await
+            .with_context(|| format!("CreateLogStream in {group} failed"))?;
+        let lines = function.settled_log_lines().await;
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let events: Vec<_> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now_ms - (lines.len() - i) as i64)
+                    .message(line)
+                    .build()
+                    .expect("timestamp and message are set")
+            })
+            .collect();
+        for chunk in events.chunks(1_000) {
+            logs.put_log_events()
+                .log_group_name(&group)
+                .log_stream_name(&stream)
+                .set_log_events(Some(chunk.to_vec()))
+                .send()
+                .await
+                .with_context(|| format!("PutLogEvents in {group} failed"))?;
+        }
+        Ok(())
+    }
+
     /// What the schedule sends: a start message on the reconcile queue.
     pub async fn start_reconcile_run(&self) -> Result<()> {
         self.sqs

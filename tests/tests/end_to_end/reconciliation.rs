@@ -314,6 +314,14 @@ async fn every_kind_of_drift_converges_in_one_scheduled_run_and_the_next_finds_n
     //    the reconciler's logs.
     let again = run_to_the_end(&pipeline, &reconciler, Start::Operator).await;
     assert_eq!(again["drift"], 0, "{again}");
+    // The operator's report of the latest run comes from the function's log events.
+    pipeline.deliver_logs(&reconciler).await.unwrap();
+    let latest = pipeline.ops(&["--json", "reconcile", "--latest"]).await;
+    latest.assert_code(0);
+    let report = latest.report();
+    assert_eq!(report["latest"]["run_id"], again["run_id"], "{latest}");
+    assert_eq!(report["latest"]["drift"], 0, "{latest}");
+    assert_eq!(report["in_progress"], false, "{latest}");
     let lines = reconciler.settled_log_lines().await;
     assert!(
         !lines
@@ -381,6 +389,13 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
     let started = pipeline.reconcile_source(&first).poll_once().await.unwrap();
     assert_eq!((started.received, started.deleted), (1, 1), "{started:?}");
     assert!(parsed(&first.log_lines(), "reconcile_progress").any(|p| p["step"] == 1));
+    // The operator sees the run in progress, and no run finished yet.
+    pipeline.deliver_logs(&first).await.unwrap();
+    let latest = pipeline.ops(&["--json", "reconcile", "--latest"]).await;
+    latest.assert_code(0);
+    assert_eq!(latest.report()["in_progress"], true, "{latest}");
+    assert_eq!(latest.report()["progress"]["step"], 1, "{latest}");
+    assert_eq!(latest.report()["latest"], Value::Null, "{latest}");
     // The next invocation is killed halfway (its second page waits a second for the rate):
     // its message comes back after the visibility timeout, to a fresh execution environment.
     let source = pipeline.reconcile_source(&first);
