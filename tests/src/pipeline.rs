@@ -304,6 +304,20 @@ impl LocalPipeline {
         timeout: Duration,
         changes: &[(&str, &str)],
     ) -> Result<LambdaFunction> {
+        let binary = workspace_binary("reconciler")?;
+        self.start_reconciler_placed(&binary, timeout, changes, Placement::default())
+            .await
+    }
+
+    /// [`Self::start_reconciler`] with another build of it (the arm64 bootstrap under qemu),
+    /// placed as `placement` says.
+    pub async fn start_reconciler_placed(
+        &self,
+        binary: &Path,
+        timeout: Duration,
+        changes: &[(&str, &str)],
+        placement: Placement,
+    ) -> Result<LambdaFunction> {
         let name = self.stack.output("ReconcilerFunctionName")?.to_owned();
         let mut env = function_env(
             &self.moto_endpoint(),
@@ -320,14 +334,7 @@ impl LocalPipeline {
             .send()
             .await
             .context("SetQueueAttributes on the reconcile queue failed")?;
-        LambdaFunction::start(
-            &name,
-            &workspace_binary("reconciler")?,
-            &env,
-            timeout,
-            &self.log_dir,
-        )
-        .await
+        LambdaFunction::start_placed(&name, binary, &env, timeout, &self.log_dir, placement).await
     }
 
     pub fn reconcile_queue_url(&self) -> &str {

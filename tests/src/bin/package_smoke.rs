@@ -6,6 +6,7 @@
 //! Usage: `package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use e2e::runtime_api::Placement;
@@ -17,8 +18,8 @@ const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [trigger, consumer] = args.as_slice() else {
-        bail!("usage: package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP");
+    let [trigger, consumer, reconciler] = args.as_slice() else {
+        bail!("usage: package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP RECONCILER_BOOTSTRAP");
     };
     let qemu = find_on_path("qemu-aarch64-static").context(
         "qemu-aarch64-static is not on the PATH: install Debian's qemu-user-static (scripts/package does)",
@@ -70,8 +71,23 @@ async fn main() -> Result<()> {
         !pipeline.profiles_of(sub).await?.is_empty(),
         "the arm64 consumer wrote no profile"
     );
+    // The reconciler: one whole run over the pool, which the consumer has just synced.
+    let arm64_reconciler = pipeline
+        .start_reconciler_placed(reconciler, Duration::from_secs(60), &[], placement())
+        .await?;
+    pipeline.start_reconcile_run().await?;
+    pipeline
+        .reconcile_source(&arm64_reconciler)
+        .drain(Duration::from_secs(120))
+        .await?;
+    let lines = arm64_reconciler.settled_log_lines().await;
+    let finished: Vec<serde_json::Value> = e2e::chaos::parsed(&lines, "reconcile_run_finished").collect();
+    ensure!(
+        matches!(finished.as_slice(), [run] if run["listed"] == 1 && run["drift"] == 0),
+        "the arm64 reconciler did not finish a run over the one synced user: {finished:?}"
+    );
     println!(
-        "package: arm64 trigger and consumer each answered a real invocation under qemu-aarch64-static; both items written"
+        "package: arm64 trigger, consumer and reconciler each answered real invocations under qemu-aarch64-static; both items written, one run without drift"
     );
     Ok(())
 }
