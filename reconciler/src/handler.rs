@@ -161,9 +161,10 @@ async fn slice(
         &deps.config.sync_queue_url,
         &deps.config.user_pool_id,
     );
-    let end = {
+    let (end, next_page_in) = {
         let mut walker = deps.walker.lock().await;
-        advance(&mut walker, &mut cursor, budget, &mut sink).await
+        let end = advance(&mut walker, &mut cursor, budget, &mut sink).await;
+        (end, walker.next_page_in())
     };
     cursor.step += 1;
     cursor.counts.invocations += 1;
@@ -174,12 +175,16 @@ async fn slice(
             finished(deps, &cursor);
             Ok(())
         }
-        Ok(SliceEnd::Paused) => hand_on(deps, cursor).await,
+        // A slice that could not take a step (the rate, slowed by throttling, has its next page
+        // after this invocation's deadline) hands on with a delay until then: no invocations
+        // spent waiting.
+        Ok(SliceEnd::Paused) if !progressed => hand_on(deps, cursor, next_page_in).await,
+        Ok(SliceEnd::Paused) => hand_on(deps, cursor, Duration::ZERO).await,
         // What was done is kept: the failure comes back at once in the next invocation, which
         // then makes no progress and lets its message come back, and go to the DLQ in the end.
         Err(err) if progressed => {
             tracing::warn!(event = "reconcile_step_failed", run_id = cursor.run_id, step = cursor.step, error = %err, handed_on = true);
-            hand_on(deps, cursor).await
+            hand_on(deps, cursor, Duration::ZERO).await
         }
         Err(err) => {
             tracing::error!(event = "reconcile_step_failed", run_id = cursor.run_id, step = cursor.step, error = %err, handed_on = false);
@@ -188,7 +193,9 @@ async fn slice(
     }
 }
 
-async fn hand_on(deps: &Deps, cursor: Cursor) -> Result<(), HandlerError> {
+/// Sends the next message; `delay` (at most SQS's 15 minutes) before it can be received.
+async fn hand_on(deps: &Deps, cursor: Cursor, delay: Duration) -> Result<(), HandlerError> {
+    let delay_seconds = delay.as_secs_f64().ceil().min(900.0) as i32;
     tracing::info!(
         event = "reconcile_progress",
         run_id = cursor.run_id,
@@ -197,12 +204,14 @@ async fn hand_on(deps: &Deps, cursor: Cursor) -> Result<(), HandlerError> {
         pages = cursor.counts.pages,
         scanned = cursor.counts.scanned,
         drift = cursor.counts.drift(),
+        delay_seconds,
     );
     let body = encode(&RunMessage::Continue(Box::new(cursor)))?;
     deps.sqs
         .send_message()
         .queue_url(&deps.config.reconcile_queue_url)
         .message_body(body)
+        .delay_seconds(delay_seconds)
         .send()
         .await
         .map_err(|err| HandlerError::Queue {

@@ -37,9 +37,24 @@ impl AdaptivePacer {
 
     /// How long after `now` the next request may start; takes that slot.
     pub fn reserve(&mut self, now: Instant) -> Duration {
+        self.reserve_before(now, None).unwrap_or_default()
+    }
+
+    /// [`Self::reserve`], unless the slot starts at or after `deadline`: then `None`, and the
+    /// slot stays free (a request not made must not push the next one further out).
+    pub fn reserve_before(&mut self, now: Instant, deadline: Option<Instant>) -> Option<Duration> {
         let slot = self.next_slot.map_or(now, |next| next.max(now));
+        if deadline.is_some_and(|deadline| slot >= deadline) {
+            return None;
+        }
         self.next_slot = Some(slot + Duration::from_secs_f64(1.0 / self.rate));
-        slot - now
+        Some(slot - now)
+    }
+
+    /// How long after `now` the next request could start.
+    pub fn next_slot_in(&self, now: Instant) -> Duration {
+        self.next_slot
+            .map_or(Duration::ZERO, |next| next.saturating_duration_since(now))
     }
 
     /// Cognito refused a request for the rate: half as fast, and the next request waits a
@@ -65,6 +80,20 @@ mod tests {
         assert_eq!(pacer.reserve(now), Duration::ZERO);
         assert_eq!(pacer.reserve(now), Duration::from_millis(200));
         assert_eq!(pacer.reserve(now), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn a_slot_past_the_deadline_is_not_taken() {
+        let mut pacer = AdaptivePacer::per_second(1.0);
+        let now = Instant::now();
+        assert_eq!(pacer.reserve(now), Duration::ZERO);
+        let deadline = Some(now + Duration::from_millis(500));
+        // Asked again and again before the deadline, the next slot stays one second out.
+        for _ in 0..100 {
+            assert_eq!(pacer.reserve_before(now, deadline), None);
+        }
+        assert_eq!(pacer.next_slot_in(now), Duration::from_secs(1));
+        assert_eq!(pacer.reserve_before(now, None), Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -89,6 +89,11 @@ impl Walker {
         self.pacer.rate()
     }
 
+    /// How long until the walk may ask for its next page.
+    pub fn next_page_in(&self) -> std::time::Duration {
+        self.pacer.next_slot_in(Instant::now())
+    }
+
     /// Advances `cursor` (and the run's set difference) by one step. `deadline`: no request is
     /// started that the pacer would make wait past it.
     pub async fn step(
@@ -180,11 +185,9 @@ impl Walker {
         deadline: Option<Instant>,
     ) -> Result<aws_sdk_cognitoidentityprovider::operation::list_users::ListUsersOutput, RunError> {
         loop {
-            let now = Instant::now();
-            let wait = self.pacer.reserve(now);
-            if deadline.is_some_and(|deadline| now + wait >= deadline) {
+            let Some(wait) = self.pacer.reserve_before(Instant::now(), deadline) else {
                 return Err(RunError::OutOfTime);
-            }
+            };
             tokio::time::sleep(wait).await;
             let result = self
                 .sources
