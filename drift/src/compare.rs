@@ -129,8 +129,12 @@ fn state_drift(user: &PoolUser, item: &StoredItem) -> Option<DriftKind> {
         };
         (status, enabled)
     } else {
-        // What a confirmation stands for.
-        (Some("CONFIRMED"), Some(true))
+        // What a confirmation stands for: an enabled user, confirmed by sign-up or by a
+        // password reset (`CONFIRMED`), or federated and signed in (`EXTERNAL_PROVIDER`).
+        let status = ["CONFIRMED", "EXTERNAL_PROVIDER"]
+            .into_iter()
+            .find(|status| *status == user.status());
+        (status, Some(true))
     };
     if stored_enabled != Some(user.enabled()) {
         return Some(DriftKind::EnabledDiffers);

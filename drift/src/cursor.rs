@@ -138,8 +138,13 @@ pub struct Cursor {
 
 #[derive(Debug, Error)]
 pub enum CursorError {
-    #[error("the message is not a reconcile run message: {0}")]
-    Unreadable(#[source] serde_json::Error),
+    /// Where and what kind, never serde's message, which can quote a value of the body.
+    #[error("the message is not a reconcile run message ({kind} error at line {line}, column {column})")]
+    Unreadable {
+        kind: &'static str,
+        line: usize,
+        column: usize,
+    },
     #[error("the cursor's {field} is invalid: {expected}")]
     Invalid {
         field: &'static str,
@@ -214,8 +219,21 @@ impl Cursor {
 }
 
 /// The message body, refused when SQS would refuse it.
+fn unreadable(err: &serde_json::Error) -> CursorError {
+    CursorError::Unreadable {
+        kind: match err.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "data",
+            serde_json::error::Category::Eof => "end of input",
+        },
+        line: err.line(),
+        column: err.column(),
+    }
+}
+
 pub fn encode(message: &RunMessage) -> Result<String, CursorError> {
-    let body = serde_json::to_string(message).map_err(CursorError::Unreadable)?;
+    let body = serde_json::to_string(message).map_err(|err| unreadable(&err))?;
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(CursorError::TooLarge { bytes: body.len() });
     }
@@ -224,7 +242,7 @@ pub fn encode(message: &RunMessage) -> Result<String, CursorError> {
 
 /// Reads a message body: a start, or a cursor that is whole and consistent.
 pub fn decode(body: &str) -> Result<RunMessage, CursorError> {
-    let message: RunMessage = serde_json::from_str(body).map_err(CursorError::Unreadable)?;
+    let message: RunMessage = serde_json::from_str(body).map_err(|err| unreadable(&err))?;
     if let RunMessage::Continue(cursor) = &message {
         cursor.validate()?;
     }
@@ -307,5 +325,10 @@ mod tests {
             let err = decode(body).unwrap_err().to_string();
             assert!(err.contains(expected), "{body}: {err}");
         }
+        // A body from the wrong queue: its values are never quoted back.
+        let err = decode(r#"{"start":{"requested_by":7,"email":"ana@example.com"}}"#).unwrap_err();
+        assert!(!err.to_string().contains("ana@"), "{err}");
+        let err = decode(r#"{"start":{"requested_by":["ana@example.com"]}}"#).unwrap_err();
+        assert!(!err.to_string().contains("ana@"), "{err}");
     }
 }

@@ -124,16 +124,22 @@ impl Walker {
         let users = page.users();
         let pool = self.sources.user_pool_id.clone();
         let mut listed = Vec::with_capacity(users.len());
+        // Users this service cannot store, but whose sub is a sub: their items are still the
+        // pool's, not deleted users' (the deletion check must see them listed).
+        let mut unusable_subs = Vec::new();
         for user in users {
             match pool_reader::pool_user(&pool, pool_reader::CognitoUser::from(user)) {
                 Ok(user) => listed.push(user),
                 Err(err) => {
                     cursor.counts.unusable += 1;
-                    tracing::warn!(event = "reconcile_user_unusable", sub = sub_of(user), error = %err);
+                    let sub = shared::user::normalise_sub(sub_of(user)).ok();
+                    tracing::warn!(event = "reconcile_user_unusable", sub = sub.as_deref().unwrap_or(""), error = %err);
+                    unusable_subs.extend(sub);
                 }
             }
         }
-        let subs: Vec<String> = listed.iter().map(|u| u.sub().to_owned()).collect();
+        let mut subs: Vec<String> = listed.iter().map(|u| u.sub().to_owned()).collect();
+        subs.extend(unusable_subs.iter().cloned());
         let profile_ids: Vec<String> = subs
             .iter()
             .map(|sub| ProfileId::derive(&pool, sub).to_string())
@@ -148,6 +154,11 @@ impl Walker {
             ),
         )?;
         let started_at = cursor.started_at();
+        for sub in &unusable_subs {
+            if items.get(sub).is_some_and(|item| takes_part(item, started_at)) {
+                difference.add_listed(key_of(sub).unwrap_or_default());
+            }
+        }
         let mut drifts = Vec::new();
         for (user, profile_id) in listed.iter().zip(&profile_ids) {
             let seen = compare(
