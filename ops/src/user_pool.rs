@@ -242,12 +242,7 @@ fn is_retryable(err: &SdkError<ListUsersError, HttpResponse>) -> bool {
 }
 
 /// The user's `sub`, from its attributes.
-pub fn sub_of(user: &UserType) -> Option<&str> {
-    user.attributes()
-        .iter()
-        .find(|a| a.name() == "sub")
-        .and_then(|a| a.value())
-}
+pub use pool_reader::sub_of;
 
 /// A listed user as the message the trigger would have sent, marked as a backfill.
 ///

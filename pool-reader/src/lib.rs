@@ -121,6 +121,14 @@ impl PoolReader {
     }
 }
 
+/// The `sub` attribute of a listed user, as Cognito sent it (unvalidated).
+pub fn sub_of(user: &UserType) -> Option<&str> {
+    user.attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value())
+}
+
 /// A user as `AdminGetUser` or `ListUsers` returns them.
 pub struct CognitoUser<'a> {
     pub username: &'a str,

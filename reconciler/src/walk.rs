@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use drift::compare::{compare, takes_part};
 use drift::{Cursor, Drift, DriftKind, Phase, SubDifference};
@@ -132,7 +131,7 @@ impl Walker {
                 Ok(user) => listed.push(user),
                 Err(err) => {
                     cursor.counts.unusable += 1;
-                    let sub = shared::user::normalise_sub(sub_of(user)).ok();
+                    let sub = pool_reader::sub_of(user).and_then(|sub| shared::user::normalise_sub(sub).ok());
                     tracing::warn!(event = "reconcile_user_unusable", sub = sub.as_deref().unwrap_or(""), error = %err);
                     unusable_subs.extend(sub);
                 }
@@ -388,14 +387,6 @@ fn finish(cursor: &mut Cursor, difference: &SubDifference) -> Vec<Drift> {
 /// A sub as the set difference's key (subs are UUIDs; the item's key is the normalised sub).
 fn key_of(sub: &str) -> Option<u128> {
     uuid::Uuid::try_parse(sub).ok().map(|uuid| uuid.as_u128())
-}
-
-fn sub_of(user: &UserType) -> &str {
-    user.attributes()
-        .iter()
-        .find(|a| a.name() == "sub")
-        .and_then(|a| a.value())
-        .unwrap_or("")
 }
 
 fn dynamodb_error(operation: &'static str, table: &str, detail: String) -> RunError {

@@ -58,6 +58,15 @@ fn plant(i: usize) -> Plant {
     }
 }
 
+/// Signs `person(0..size)` up and confirms them (four at a time), without the trigger.
+async fn sign_up_people(pipeline: &LocalPipeline, size: usize) -> Vec<(usize, ConfirmedSignUp)> {
+    futures::stream::iter(0..size)
+        .map(|i| async move { (i, pipeline.sign_up(&person(i)).await.expect("sign-up")) })
+        .buffer_unordered(4)
+        .collect()
+        .await
+}
+
 async fn delete_item(pipeline: &LocalPipeline, table: &str, key: &str, value: String) {
     pipeline
         .dynamodb
@@ -143,14 +152,7 @@ async fn every_kind_of_drift_converges_in_one_scheduled_run_and_the_next_finds_n
     let pipeline = LocalPipeline::start_or_panic("reconciliation", PipelineOptions::default()).await;
 
     // 1. A pool of `size` users, synced as usual (but those never triggered).
-    let signed_up: Vec<(usize, ConfirmedSignUp)> = futures::stream::iter(0..size)
-        .map(|i| {
-            let pipeline = &pipeline;
-            async move { (i, pipeline.sign_up(&person(i)).await.expect("sign-up")) }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    let signed_up = sign_up_people(&pipeline, size).await;
     for (n, (i, user)) in signed_up.iter().enumerate() {
         if plant(*i) != Plant::NeverTriggered {
             pipeline.invoke_trigger(&user.event).await.expect("trigger");
@@ -345,14 +347,7 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
     let pipeline = LocalPipeline::start_or_panic("reconciliation_resumed", PipelineOptions::default()).await;
     // RECONCILE_RESUME_USERS: 200 in CI; the figure in docs/architecture.md is from 5,000.
     let size = env_number("RECONCILE_RESUME_USERS", 200) as usize;
-    let signed_up: Vec<(usize, ConfirmedSignUp)> = futures::stream::iter(0..size)
-        .map(|i| {
-            let pipeline = &pipeline;
-            async move { (i, pipeline.sign_up(&person(i)).await.expect("sign-up")) }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    let signed_up = sign_up_people(&pipeline, size).await;
     let mut planted_missing = 0;
     let mut deleted = Vec::new();
     let mut users = Vec::new();
