@@ -180,6 +180,26 @@ impl Cursor {
         }
     }
 
+    /// The same run begun again from the top at `now`: the walk's pagination token is gone
+    /// (Cognito refused it: expired, or the cursor waited too long in a queue), and the set
+    /// difference only holds if both sides cover the same listing, so everything the walk
+    /// found is dropped with it. The run keeps its id and step (its state item's claim goes
+    /// on) and the counts of what it spent: invocations, throttles, signals sent.
+    pub fn restarted(&self, now: OffsetDateTime) -> Self {
+        let mut fresh = Self::start(&self.run_id, &self.user_pool_id, now, self.segments.len() as u32);
+        fresh.step = self.step;
+        let spent = &self.counts;
+        fresh.counts = Counts {
+            throttles: spent.throttles,
+            signals_sent: spent.signals_sent,
+            signals_refused: spent.signals_refused,
+            invocations: spent.invocations,
+            resumed: spent.resumed,
+            ..fresh.counts
+        };
+        fresh
+    }
+
     pub fn started_at(&self) -> OffsetDateTime {
         // Checked by `decode` and written by `start`.
         parse_rfc3339(&self.started_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
@@ -260,6 +280,33 @@ mod tests {
             OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap(),
             4,
         )
+    }
+
+    #[test]
+    fn a_restarted_run_walks_again_from_the_top_and_keeps_what_it_spent() {
+        let mut cursor = cursor();
+        cursor.step = 9;
+        cursor.phase = Phase::Sweep;
+        cursor.next_token = Some("expired".into());
+        cursor.segments[2].done = true;
+        cursor.counts.pages = 40;
+        cursor.counts.listed = 2_400;
+        cursor.counts.add(DriftKind::Missing);
+        cursor.counts.deletions_complete = false;
+        cursor.counts.invocations = 9;
+        cursor.counts.throttles = 3;
+        cursor.counts.signals_sent = 1;
+        let mut difference = SubDifference::new();
+        difference.add_listed(42);
+        cursor.set_difference(&difference);
+        let now = OffsetDateTime::from_unix_timestamp(1_795_000_600).unwrap();
+        let restarted = cursor.restarted(now);
+        let mut expected = Cursor::start(&cursor.run_id, &cursor.user_pool_id, now, 4);
+        expected.step = 9;
+        expected.counts.invocations = 9;
+        expected.counts.throttles = 3;
+        expected.counts.signals_sent = 1;
+        assert_eq!(restarted, expected);
     }
 
     #[test]

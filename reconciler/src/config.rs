@@ -11,6 +11,8 @@ pub struct ReconcilerConfig {
     pub sync_queue_url: String,
     /// Where the run's cursor goes between invocations (the queue this function consumes).
     pub reconcile_queue_url: String,
+    /// The run's state item (its step and lease), which keeps a run one chain.
+    pub state_table: String,
     /// `ListUsers` calls per second at most: the run's share of the account's `UserList` quota.
     pub lists_per_second: f64,
     /// Segments of the users table's scan, read at the same time.
@@ -36,6 +38,7 @@ impl ReconcilerConfig {
             profiles_table: required(env, "PROFILES_TABLE", "the profiles table's name")?,
             sync_queue_url: required(env, "SYNC_QUEUE_URL", "the sync queue's URL")?,
             reconcile_queue_url: required(env, "RECONCILE_QUEUE_URL", "the reconcile queue's URL")?,
+            state_table: required(env, "RECONCILE_STATE_TABLE", "the reconcile state table's name")?,
             lists_per_second: in_range(
                 "RECONCILE_LISTS_PER_SECOND",
                 "an integer from 1 to 25 (Cognito's UserList quota, 30 per second per account, is shared)",
@@ -79,6 +82,7 @@ mod tests {
             ("PROFILES_TABLE", "profiles"),
             ("SYNC_QUEUE_URL", "https://sqs/sync"),
             ("RECONCILE_QUEUE_URL", "https://sqs/reconcile"),
+            ("RECONCILE_STATE_TABLE", "reconcile-state"),
         ]);
         vars.extend(extra.iter().copied());
         Env(vars)
@@ -106,9 +110,11 @@ mod tests {
                 .to_string();
             assert!(err.contains(name), "{name}={value}: {err}");
         }
-        let mut missing = env(&[]);
-        missing.0.remove("RECONCILE_QUEUE_URL");
-        let err = ReconcilerConfig::from_env(&missing).unwrap_err().to_string();
-        assert!(err.contains("RECONCILE_QUEUE_URL"), "{err}");
+        for name in ["RECONCILE_QUEUE_URL", "RECONCILE_STATE_TABLE"] {
+            let mut missing = env(&[]);
+            missing.0.remove(name);
+            let err = ReconcilerConfig::from_env(&missing).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 }

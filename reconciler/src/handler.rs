@@ -1,15 +1,16 @@
 //! The function: one message of the reconcile queue per invocation (batch size 1).
 //!
-//! A start begins a run unless one is in progress; a cursor goes on with its run. The slice
-//! ends at the page budget or near the deadline; the next message is sent before the handler
-//! returns, so SQS only deletes the one received once its successor is on the queue. An
-//! invocation that dies leaves its message to come back after the visibility timeout: the run
-//! resumes from it and repeats at most one slice.
+//! A start begins a run unless one is in progress; a cursor goes on with its run. Either first
+//! claims its step in the run's state item ([`crate::run_state`]), so a duplicate or stale
+//! message is dropped instead of forking the run. The slice ends at the page budget or near
+//! the deadline; the next message is sent before the handler returns, so SQS only deletes the
+//! one received once its successor is on the queue. An invocation that dies leaves its
+//! message to come back after the visibility timeout: the run resumes from it and repeats at
+//! most one slice.
 
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::QueueAttributeName;
 use drift::cursor::{decode, encode};
 use drift::{Cursor, DriftKind, RunMessage};
 use lambda_runtime::LambdaEvent;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 use crate::config::ReconcilerConfig;
 use crate::metrics::{InvocationMetric, RunMetric};
 use crate::run::{Budget, SliceEnd, advance};
+use crate::run_state::{Claim, Refusal, RunStateError, RunStates};
 use crate::signals::SignalSender;
 use crate::walk::{Sources, Walker};
 
@@ -32,6 +34,7 @@ pub struct Deps {
     pub config: ReconcilerConfig,
     pub metrics: MetricsConfig,
     pub sqs: aws_sdk_sqs::Client,
+    pub runs: RunStates,
     /// One invocation at a time per environment; the pacer's slowed rate carries over.
     pub walker: Mutex<Walker>,
 }
@@ -54,10 +57,12 @@ impl Deps {
                 .retry_config(aws_config::retry::RetryConfig::disabled())
                 .build(),
         );
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let runs = RunStates::new(dynamodb.clone(), &config.state_table, &config.user_pool_id);
         let walker = Walker::new(
             Sources {
                 cognito,
-                dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+                dynamodb,
                 user_pool_id: config.user_pool_id.clone(),
                 users_table: config.users_table.clone(),
                 profiles_table: config.profiles_table.clone(),
@@ -66,6 +71,7 @@ impl Deps {
         );
         Self {
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            runs,
             walker: Mutex::new(walker),
             config,
             metrics,
@@ -83,15 +89,21 @@ pub enum HandlerError {
     Run(#[from] crate::walk::RunError),
     #[error("{operation} on the reconcile queue failed: {detail}")]
     Queue { operation: &'static str, detail: String },
+    #[error("{0}")]
+    RunState(#[from] RunStateError),
+    #[error(
+        "step {step} of run {run_id} is held by another invocation (lease until {lease_until_ms} ms); the message comes back after the visibility timeout"
+    )]
+    StepHeld {
+        run_id: String,
+        step: u64,
+        lease_until_ms: u64,
+    },
 }
 
 pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(), HandlerError> {
-    let remaining = Duration::from_millis(
-        event
-            .context
-            .deadline
-            .saturating_sub((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64),
-    );
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
+    let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
     let deadline = Instant::now() + remaining.saturating_sub((remaining / 5).max(MIN_MARGIN));
     for record in &event.payload.records {
         let receives: u64 = record
@@ -102,27 +114,65 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(), Han
         let message = decode(record.body.as_deref().unwrap_or("")).inspect_err(|err| {
             tracing::error!(event = "reconcile_message_invalid", reason = %err);
         })?;
-        let cursor = match message {
+        let (cursor, requested_by) = match message {
+            // The start's message id names the run: a redelivered start is the same run.
             RunMessage::Start { requested_by } => {
-                if run_in_progress(deps).await? {
-                    tracing::info!(
-                        event = "reconcile_start_skipped",
-                        requested_by,
-                        reason = "a run is in progress"
-                    );
-                    continue;
-                }
-                let run_id = uuid::Uuid::new_v4().to_string();
-                tracing::info!(event = "reconcile_run_started", run_id, requested_by);
-                Cursor::start(
+                let run_id = record
+                    .message_id
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let cursor = Cursor::start(
                     &run_id,
                     &deps.config.user_pool_id,
                     OffsetDateTime::now_utc(),
                     deps.config.scan_segments,
-                )
+                );
+                (cursor, Some(requested_by))
             }
-            RunMessage::Continue(cursor) => *cursor,
+            RunMessage::Continue(cursor) => (*cursor, None),
         };
+        if cursor.user_pool_id != deps.config.user_pool_id {
+            let err = HandlerError::OtherPool {
+                found: cursor.user_pool_id.clone(),
+                expected: deps.config.user_pool_id.clone(),
+            };
+            tracing::error!(event = "reconcile_message_invalid", reason = %err);
+            return Err(err);
+        }
+        let claim = Claim {
+            run_id: &cursor.run_id,
+            step: cursor.step,
+            started_at: &cursor.started_at,
+            lease_until_ms: event.context.deadline,
+            now_ms,
+            requested_by: requested_by.as_deref(),
+        };
+        if let Err(refusal) = deps.runs.claim(&claim).await? {
+            tracing::info!(
+                event = "reconcile_message_refused",
+                run_id = cursor.run_id,
+                step = cursor.step,
+                start = requested_by.is_some(),
+                reason = refusal.reason(),
+                detail = ?refusal,
+            );
+            // Every other refusal drops its message (Refusal::drops_message).
+            if let Refusal::HeldByLiveClaim { lease_until_ms } = refusal {
+                return Err(HandlerError::StepHeld {
+                    run_id: cursor.run_id,
+                    step: cursor.step,
+                    lease_until_ms,
+                });
+            }
+            continue;
+        }
+        if let Some(requested_by) = &requested_by {
+            tracing::info!(
+                event = "reconcile_run_started",
+                run_id = cursor.run_id,
+                requested_by
+            );
+        }
         slice(deps, cursor, receives, deadline).await?;
     }
     Ok(())
@@ -134,14 +184,6 @@ async fn slice(
     receives: u64,
     deadline: Instant,
 ) -> Result<(), HandlerError> {
-    if cursor.user_pool_id != deps.config.user_pool_id {
-        let err = HandlerError::OtherPool {
-            found: cursor.user_pool_id.clone(),
-            expected: deps.config.user_pool_id.clone(),
-        };
-        tracing::error!(event = "reconcile_message_invalid", reason = %err);
-        return Err(err);
-    }
     if receives > 1 {
         cursor.counts.resumed += 1;
         tracing::info!(
@@ -152,6 +194,7 @@ async fn slice(
         );
     }
     let before = cursor.counts.clone();
+    let claimed_step = cursor.step;
     let budget = Budget {
         pages: deps.config.pages_per_invocation,
         deadline: Some(deadline),
@@ -172,7 +215,22 @@ async fn slice(
     let progressed = cursor.counts.pages > before.pages || cursor.counts.scan_pages > before.scan_pages;
     match end {
         Ok(SliceEnd::Finished) => {
-            finished(deps, &cursor);
+            let finished_at = shared::timestamp::format_rfc3339(OffsetDateTime::now_utc());
+            // Recorded before it is reported: a run's result is reported at most once.
+            if deps
+                .runs
+                .finish(&cursor.run_id, claimed_step, &finished_at)
+                .await?
+            {
+                finished(deps, &cursor);
+            } else {
+                tracing::warn!(
+                    event = "reconcile_message_refused",
+                    run_id = cursor.run_id,
+                    step = claimed_step,
+                    reason = "the run's last step was claimed again by another invocation",
+                );
+            }
             Ok(())
         }
         // A slice that could not take a step (the rate, slowed by throttling, has its next page
@@ -180,6 +238,19 @@ async fn slice(
         // spent waiting.
         Ok(SliceEnd::Paused) if !progressed => hand_on(deps, cursor, next_page_in).await,
         Ok(SliceEnd::Paused) => hand_on(deps, cursor, Duration::ZERO).await,
+        // The walk cannot go on from where it was: the same run begins again from the top
+        // (its signals so far were sent and stay valid) rather than failing until the DLQ.
+        Err(crate::walk::RunError::TokenRefused { code }) => {
+            tracing::warn!(
+                event = "reconcile_run_restarted",
+                run_id = cursor.run_id,
+                step = cursor.step,
+                reason = "Cognito refused the walk's pagination token",
+                code,
+            );
+            let restarted = cursor.restarted(OffsetDateTime::now_utc());
+            hand_on(deps, restarted, Duration::ZERO).await
+        }
         // What was done is kept: the failure comes back at once in the next invocation, which
         // then makes no progress and lets its message come back, and go to the DLQ in the end.
         Err(err) if progressed => {
@@ -219,33 +290,6 @@ async fn hand_on(deps: &Deps, cursor: Cursor, delay: Duration) -> Result<(), Han
             detail: sdk_config::detail(&err),
         })?;
     Ok(())
-}
-
-/// Whether another message of a run is on the queue besides the one being handled. SQS's
-/// counts are approximate: two runs at once only cost quota and repeated signals, never a
-/// wrong write.
-async fn run_in_progress(deps: &Deps) -> Result<bool, HandlerError> {
-    let attributes = deps
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&deps.config.reconcile_queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await
-        .map_err(|err| HandlerError::Queue {
-            operation: "GetQueueAttributes",
-            detail: sdk_config::detail(&err),
-        })?;
-    let total: u64 = attributes
-        .attributes()
-        .into_iter()
-        .flat_map(|map| map.values())
-        .filter_map(|count| count.parse::<u64>().ok())
-        .sum();
-    // The start itself is one of the messages not visible.
-    Ok(total > 1)
 }
 
 fn emit_invocation(deps: &Deps, before: &drift::Counts, after: &drift::Counts) {

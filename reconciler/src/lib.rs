@@ -13,5 +13,6 @@ pub mod handler;
 pub mod metrics;
 pub mod pacer;
 pub mod run;
+pub mod run_state;
 pub mod signals;
 pub mod walk;

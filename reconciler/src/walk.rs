@@ -41,6 +41,12 @@ pub enum RunError {
     },
     #[error("the run's cursor: {0}")]
     Cursor(#[from] drift::cursor::CursorError),
+    /// Cognito refused the cursor's pagination token (AWS: `InvalidParameterException`, the
+    /// call being otherwise the one that gave the token; moto: `InvalidToken`). Tokens do not
+    /// last: a cursor that waited long in a queue, or was redriven from its DLQ days later,
+    /// cannot go on from it.
+    #[error("ListUsers refused the cursor's pagination token ({code})")]
+    TokenRefused { code: String },
     /// Not a failure: the step would not finish before the invocation's deadline, and the
     /// cursor is handed on as it was.
     #[error("out of time for another page")]
@@ -215,6 +221,9 @@ impl Walker {
                 }
                 Err(err) => {
                     let err = pool_reader::call_error("ListUsers", &err);
+                    if let Some(code) = refused_token(&err, cursor.next_token.is_some()) {
+                        return Err(RunError::TokenRefused { code });
+                    }
                     if !err.is_retryable() {
                         return Err(RunError::Cognito(err));
                     }
@@ -389,10 +398,55 @@ fn key_of(sub: &str) -> Option<u128> {
     uuid::Uuid::try_parse(sub).ok().map(|uuid| uuid.as_u128())
 }
 
+/// The error code if `err` is Cognito refusing a call's pagination token.
+fn refused_token(err: &pool_reader::ReadError, sent_a_token: bool) -> Option<String> {
+    match err {
+        pool_reader::ReadError::Call { code, .. }
+            if sent_a_token && matches!(code.as_str(), "InvalidParameterException" | "InvalidToken") =>
+        {
+            Some(code.clone())
+        }
+        _ => None,
+    }
+}
+
 fn dynamodb_error(operation: &'static str, table: &str, detail: String) -> RunError {
     RunError::DynamoDb {
         operation,
         table: table.to_owned(),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(code: &str, retryable: bool) -> pool_reader::ReadError {
+        pool_reader::ReadError::Call {
+            operation: "ListUsers",
+            retryable,
+            code: code.to_owned(),
+            status: Some(400),
+        }
+    }
+
+    #[test]
+    fn only_a_refused_token_restarts_the_walk() {
+        for code in ["InvalidParameterException", "InvalidToken"] {
+            assert_eq!(refused_token(&call(code, false), true).as_deref(), Some(code));
+            // The first page sends no token: the same error there is the call's own.
+            assert_eq!(refused_token(&call(code, false), false), None);
+        }
+        for code in [
+            "TooManyRequestsException",
+            "ResourceNotFoundException",
+            "NotAuthorizedException",
+        ] {
+            assert_eq!(
+                refused_token(&call(code, code.starts_with("TooMany")), true),
+                None
+            );
+        }
     }
 }

@@ -345,6 +345,14 @@ impl LocalPipeline {
             .unwrap_or_default()
     }
 
+    pub fn reconcile_state_table(&self) -> &str {
+        self.stack
+            .outputs
+            .get("ReconcileStateTableName")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
     /// The reconcile queue's event source (batch size 1, as the template's), feeding `function`.
     pub fn reconcile_source<'a>(&'a self, function: &'a LambdaFunction) -> SqsEventSource<'a> {
         SqsEventSource {

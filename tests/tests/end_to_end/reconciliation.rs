@@ -467,6 +467,206 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
     assert_eq!(convergence.deleted, deleted.len());
 }
 
+/// The reconcile queue's messages, read without taking them (visible again at once).
+async fn peek_reconcile_queue(pipeline: &LocalPipeline) -> Vec<String> {
+    let received = pipeline
+        .sqs
+        .receive_message()
+        .queue_url(pipeline.reconcile_queue_url())
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    received
+        .messages()
+        .iter()
+        .filter_map(|m| m.body().map(str::to_owned))
+        .collect()
+}
+
+async fn send_to_reconcile_queue(pipeline: &LocalPipeline, body: &str) {
+    pipeline
+        .sqs
+        .send_message()
+        .queue_url(pipeline.reconcile_queue_url())
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Plants the pool's run state item as a run begun elsewhere left it.
+async fn plant_run_state(pipeline: &LocalPipeline, run_id: &str, lease_until: time::OffsetDateTime) {
+    let ms = (lease_until.unix_timestamp_nanos() / 1_000_000).to_string();
+    pipeline
+        .dynamodb
+        .put_item()
+        .table_name(pipeline.reconcile_state_table())
+        .item("user_pool_id", AttributeValue::S(pipeline.pool.id.clone()))
+        .item("run_id", AttributeValue::S(run_id.to_owned()))
+        .item("step", AttributeValue::N("7".to_owned()))
+        .item("lease_until", AttributeValue::N(ms))
+        .item("started_at", AttributeValue::S("2026-01-01T00:00:00Z".to_owned()))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn refusals<'a>(lines: &'a [String], reason: &'a str) -> impl Iterator<Item = Value> + 'a {
+    parsed(lines, "reconcile_message_refused").filter(move |r| r["reason"] == reason)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_concurrent_or_stale_run_message_never_forks_a_run() {
+    let pipeline = LocalPipeline::start_or_panic("reconciliation_single", PipelineOptions::default()).await;
+    let size = 125;
+    let signed_up = sign_up_people(&pipeline, size).await;
+    let mut missing = 0;
+    for (i, user) in &signed_up {
+        if i % 40 == 1 {
+            missing += 1;
+        } else {
+            pipeline.invoke_trigger(&user.event).await.expect("trigger");
+        }
+    }
+    pipeline.drain().await.unwrap();
+    // One page an invocation: the run is a chain of several messages.
+    let reconciler = pipeline
+        .start_reconciler(
+            Duration::from_secs(20),
+            &[
+                ("RECONCILE_PAGES_PER_INVOCATION", "1"),
+                ("RECONCILE_LISTS_PER_SECOND", "25"),
+            ],
+        )
+        .await
+        .unwrap();
+    let source = pipeline.reconcile_source(&reconciler);
+
+    // 1. A run's first step, then a second start (an operator's while the schedule's run goes
+    //    on) and a duplicate of the run's cursor (SQS delivers at least once).
+    pipeline.start_reconcile_run().await.unwrap();
+    let first = source.poll_once().await.unwrap();
+    assert_eq!((first.received, first.deleted), (1, 1), "{first:?}");
+    pipeline.start_reconcile_run().await.unwrap();
+    let cursor = peek_reconcile_queue(&pipeline)
+        .await
+        .into_iter()
+        .find(|body| body.starts_with(r#"{"continue""#))
+        .expect("the run's cursor is on the queue");
+    send_to_reconcile_queue(&pipeline, &cursor).await;
+    source.drain(Duration::from_secs(300)).await.unwrap();
+    let lines = reconciler.settled_log_lines().await;
+    let started: Vec<Value> = parsed(&lines, "reconcile_run_started").collect();
+    let finished: Vec<Value> = parsed(&lines, "reconcile_run_finished").collect();
+    let ([start], [run]) = (started.as_slice(), finished.as_slice()) else {
+        panic!("one run, started and finished once: {started:?} {finished:?}");
+    };
+    assert_eq!(start["run_id"], run["run_id"]);
+    assert_eq!(refusals(&lines, "another run is in progress").count(), 1);
+    // The duplicate comes back while its twin holds the step, then is dropped as done (the run
+    // has passed the step, or finished, by the time it is seen again).
+    let done = |lines: &[String]| {
+        parsed(lines, "reconcile_message_refused")
+            .filter(|r| r["detail"].as_str().is_some_and(|d| d.starts_with("AlreadyDone")))
+            .count()
+    };
+    assert_eq!(done(&lines), 1, "the duplicate cursor is dropped");
+    // Not forked: every page walked once.
+    assert_eq!(run["pages"], size.div_ceil(60), "{run}");
+    assert_eq!(run["missing"], missing, "{run}");
+
+    // 2. The same cursor redriven after its run finished, then after a newer run: dropped.
+    send_to_reconcile_queue(&pipeline, &cursor).await;
+    source.drain(Duration::from_secs(60)).await.unwrap();
+    pipeline.start_reconcile_run().await.unwrap();
+    source.drain(Duration::from_secs(300)).await.unwrap();
+    send_to_reconcile_queue(&pipeline, &cursor).await;
+    source.drain(Duration::from_secs(60)).await.unwrap();
+    let finished_refusals = refusals(&lines, "the run has finished").count();
+    let lines = reconciler.settled_log_lines().await;
+    assert_eq!(done(&lines), 2);
+    assert_eq!(
+        refusals(&lines, "the run has finished").count(),
+        finished_refusals + 1
+    );
+    assert_eq!(refusals(&lines, "a newer run has superseded this one").count(), 1);
+    assert_eq!(parsed(&lines, "reconcile_run_finished").count(), 2);
+
+    // 3. A run that claimed a step 10 minutes ago and may still be going on keeps the next
+    //    start out; one whose lease ended two hours ago has lost its chain and is replaced.
+    let now = time::OffsetDateTime::now_utc();
+    plant_run_state(&pipeline, "live-elsewhere", now + time::Duration::minutes(10)).await;
+    pipeline.start_reconcile_run().await.unwrap();
+    source.drain(Duration::from_secs(60)).await.unwrap();
+    plant_run_state(&pipeline, "lost-chain", now - time::Duration::hours(2)).await;
+    pipeline.start_reconcile_run().await.unwrap();
+    source.drain(Duration::from_secs(300)).await.unwrap();
+    let lines = reconciler.settled_log_lines().await;
+    let in_progress: Vec<Value> = refusals(&lines, "another run is in progress").collect();
+    assert_eq!(in_progress.len(), 2, "{in_progress:?}");
+    assert!(
+        in_progress[1]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("live-elsewhere")
+    );
+    assert_eq!(parsed(&lines, "reconcile_run_finished").count(), 3);
+
+    // 4. A cursor from before the state table (an upgrade mid-run) adopts the empty state;
+    //    its pagination token has expired meanwhile, so the run begins again from the top
+    //    instead of failing until the DLQ.
+    pipeline
+        .dynamodb
+        .delete_item()
+        .table_name(pipeline.reconcile_state_table())
+        .key("user_pool_id", AttributeValue::S(pipeline.pool.id.clone()))
+        .send()
+        .await
+        .unwrap();
+    let mut old = drift::Cursor::start("from-before-the-upgrade", &pipeline.pool.id, now, 4);
+    old.step = 3;
+    old.next_token = Some("an-expired-pagination-token".to_owned());
+    old.counts.pages = 2;
+    old.counts.listed = 120;
+    send_to_reconcile_queue(
+        &pipeline,
+        &drift::cursor::encode(&drift::RunMessage::Continue(Box::new(old))).unwrap(),
+    )
+    .await;
+    source.drain(Duration::from_secs(300)).await.unwrap();
+    let lines = reconciler.settled_log_lines().await;
+    let restarted: Vec<Value> = parsed(&lines, "reconcile_run_restarted").collect();
+    let [restarted] = restarted.as_slice() else {
+        panic!("one restart: {restarted:?}");
+    };
+    assert_eq!(restarted["run_id"], "from-before-the-upgrade");
+    let last = parsed(&lines, "reconcile_run_finished").last().unwrap();
+    assert_eq!(last["run_id"], "from-before-the-upgrade", "{last}");
+    assert_eq!(
+        (last["listed"].as_u64(), last["pages"].as_u64()),
+        (Some(size as u64), Some(3)),
+        "{last}"
+    );
+    assert_eq!(parsed(&lines, "reconcile_step_failed").count(), 0);
+    // Nothing was given up on: every refused message was dropped on purpose.
+    let dlq = pipeline
+        .sqs
+        .get_queue_attributes()
+        .queue_url(pipeline.stack.output("ReconcileDeadLetterQueueUrl").unwrap())
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dlq.attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+            .map(String::as_str),
+        Some("0")
+    );
+}
+
 /// `n` confirmed users from `first` on, with their two items as a confirmation writes them
 /// (put straight into the tables: this test is about the reconciler's memory, not the sync).
 async fn confirmed_and_stored(pipeline: &LocalPipeline, first: usize, n: usize) {
@@ -552,12 +752,17 @@ async fn a_runs_memory_does_not_grow_with_the_pool() {
     let pipeline = LocalPipeline::start_or_panic("reconciliation_memory", PipelineOptions::default()).await;
     confirmed_and_stored(&pipeline, 0, small).await;
     let (small_rss, small_run) = peak_rss_of_a_run(&pipeline).await;
+    // The whole pool walked and the whole users table scanned, in both runs.
     assert_eq!(small_run["listed"], small, "{small_run}");
+    assert_eq!(small_run["scanned"], small, "{small_run}");
+    assert_eq!(small_run["deletions_complete"], true, "{small_run}");
     assert_eq!(small_run["drift"], 0, "{small_run}");
     confirmed_and_stored(&pipeline, small, large - small).await;
     progress("reconciliation memory", started, "pool grown");
     let (large_rss, large_run) = peak_rss_of_a_run(&pipeline).await;
     assert_eq!(large_run["listed"], large, "{large_run}");
+    assert_eq!(large_run["scanned"], large, "{large_run}");
+    assert_eq!(large_run["deletions_complete"], true, "{large_run}");
     assert_eq!(large_run["drift"], 0, "{large_run}");
     let ratio = large_rss as f64 / small_rss as f64;
     eprintln!(

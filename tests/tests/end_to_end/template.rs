@@ -283,11 +283,34 @@ fn reconciler_may_only_list_the_pool_read_the_tables_and_send_to_its_queues() {
                 "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes" => {
                     assert_eq!(resources, json!({"Fn::GetAtt": ["ReconcileQueue", "Arn"]}))
                 }
+                // Its one write: the claim of a step in the run's state item.
+                "dynamodb:UpdateItem" => {
+                    assert_eq!(resources, json!({"Fn::GetAtt": ["ReconcileStateTable", "Arn"]}))
+                }
                 "logs:CreateLogStream" | "logs:PutLogEvents" => {}
-                other => panic!("the reconciler must not be allowed {other} (it writes no table)"),
+                other => panic!("the reconciler must not be allowed {other} (it writes no user table)"),
             }
         }
     }
+    // ... and only the pool's own item of that table.
+    let statements =
+        resource(&t, "ReconcilerRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .expect("the reconciler's statements")
+            .clone();
+    let claim = statements
+        .iter()
+        .find(|s| s["Action"] == json!("dynamodb:UpdateItem"))
+        .expect("the reconciler claims its steps");
+    assert_eq!(
+        claim["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"][0]["Fn::If"][0],
+        json!("CreateUserPool"),
+        "{claim}"
+    );
+    assert_eq!(
+        resource(&t, "ReconcilerFunction")["Properties"]["Environment"]["Variables"]["RECONCILE_STATE_TABLE"],
+        json!({"Ref": "ReconcileStateTable"})
+    );
     assert!(
         resource(&t, "ReconcilerRole")["Properties"]
             .get("ManagedPolicyArns")
@@ -335,8 +358,9 @@ fn the_schedule_starts_a_run_every_period_and_can_be_turned_off() {
         off["Conditions"]["ScheduleReconcile"],
         json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ReconcileEveryHours"}, "off"]}]})
     );
-    // Every period the parameter allows has its minutes and seconds, and two periods fit in
-    // the seven days an alarm can look back over.
+    // Every period the parameter allows has its minutes and seconds, and the runs the drift
+    // alarm looks back over (at least two, three where they fit) fit in the seven days an
+    // alarm can evaluate.
     let periods = &t["Mappings"]["ReconcilePeriods"];
     for hours in parameter(&t, "ReconcileEveryHours")["AllowedValues"]
         .as_array()
@@ -349,8 +373,25 @@ fn the_schedule_starts_a_run_every_period_and_can_be_turned_off() {
         let n: u64 = hours.parse().unwrap();
         assert_eq!(periods[hours]["Minutes"], json!(n * 60), "{hours}");
         assert_eq!(periods[hours]["Seconds"], json!(n * 3600), "{hours}");
-        assert!(2 * n * 3600 <= 604_800, "{hours}");
+        let runs = periods[hours]["Runs"]
+            .as_u64()
+            .expect("the runs the alarm evaluates");
+        assert!(runs * n * 3600 <= 604_800, "{hours}");
+        assert!(
+            runs == 3 || (runs == 2 && 3 * n * 3600 > 604_800),
+            "{hours}: {runs}"
+        );
     }
+    let drift = &resource(&t, "ReconcileDriftAlarm")["Properties"];
+    assert_eq!(drift["DatapointsToAlarm"], 2, "{drift}");
+    assert_eq!(
+        drift["EvaluationPeriods"],
+        json!({"Fn::FindInMap": ["ReconcilePeriods", {"Ref": "ReconcileEveryHours"}, "Runs"]})
+    );
+    assert_eq!(
+        drift["Period"],
+        json!({"Fn::FindInMap": ["ReconcilePeriods", {"Ref": "ReconcileEveryHours"}, "Seconds"]})
+    );
     // The rate stays well under the UserList quota of 30/s.
     let rate = parameter(&t, "ReconcileListsPerSecond");
     assert!(rate["Default"].as_u64().unwrap() <= 5 && rate["MaxValue"].as_u64().unwrap() < 30);
@@ -928,7 +969,7 @@ fn every_checkov_skip_is_justified_inline() {
     // Queues, tables and log groups (one each), the three functions (four each), the trail's
     // bucket (one) and the trail (two).
     assert_eq!(
-        skips, 24,
+        skips, 25,
         "a skip was added or removed: keep this count and the README in step"
     );
 }
