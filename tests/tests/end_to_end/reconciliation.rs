@@ -415,9 +415,10 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
         .start_reconciler(Duration::from_secs(20), &settings)
         .await
         .unwrap();
+    // At one page a second, a third of them throttled: a few minutes per thousand users.
     pipeline
         .reconcile_source(&reconciler)
-        .drain(Duration::from_secs(300))
+        .drain(Duration::from_secs(120 + size as u64 / 4))
         .await
         .expect("the run's messages drain");
     let mut lines = first.settled_log_lines().await;
