@@ -29,6 +29,8 @@ pub struct ConsumerConfig {
     pub cognito_gets_per_second: f64,
     /// `ListUsers` calls per second, at most, from one execution environment.
     pub cognito_lists_per_second: f64,
+    /// The welcome email of a first confirmation from sign-up (`None`: off).
+    pub welcome: Option<welcome::WelcomeConfig>,
 }
 
 impl ConsumerConfig {
@@ -99,6 +101,7 @@ impl ConsumerConfig {
             },
             cognito_gets_per_second: cognito_gets_per_second / environments,
             cognito_lists_per_second: cognito_lists_per_second / environments,
+            welcome: welcome::WelcomeConfig::from_env(env, function_timeout)?,
         })
     }
 }

@@ -12,6 +12,8 @@ pub struct Deps {
     pub store: Store,
     /// The user pool, read by refresh signals.
     pub pool: pool_reader::PoolReader,
+    /// The welcome email's sender, when the welcome is configured.
+    pub mailer: Option<welcome::ses::Mailer>,
 }
 
 impl Deps {
@@ -31,6 +33,18 @@ impl Deps {
                 &config.profiles_table,
             ),
             pool,
+            mailer: config.welcome.clone().map(|welcome| {
+                // The SDK's attempts, within the welcome's own time for one send.
+                let timeouts = aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(1))
+                    .operation_attempt_timeout(welcome.send_timeout)
+                    .operation_timeout(welcome.send_timeout)
+                    .build();
+                let ses = aws_sdk_sesv2::config::Builder::from(&sdk)
+                    .timeout_config(timeouts)
+                    .build();
+                welcome::ses::Mailer::new(aws_sdk_sesv2::Client::from_conf(ses), welcome)
+            }),
             config,
             metrics,
         }

@@ -15,6 +15,7 @@ use shared::metrics::Metrics;
 use tokio::time::Instant;
 
 use crate::deps::Deps;
+use crate::greet::Greeting;
 use crate::metrics::ConsumerMetric;
 use crate::record::{self, Outcome, Processed, RecordError, Synced};
 use crate::refresh::{ProfileEffect, Refreshed};
@@ -66,7 +67,12 @@ pub async fn handle(
         write_retries += u64::from(retries);
         cognito_retries += u64::from(reads_retried);
         let message_id = message_id(&message);
-        outcomes.push((message_id.map(str::to_owned), result.is_ok()));
+        let done = match &result {
+            Ok(Outcome::Synced(synced)) => synced.is_done(),
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        outcomes.push((message_id.map(str::to_owned), done));
         let receive_count = message
             .attributes
             .get("ApproximateReceiveCount")
@@ -75,6 +81,10 @@ pub async fn handle(
             Ok(Outcome::Synced(synced)) => {
                 count_synced(&mut metrics, &synced);
                 log_synced(message_id, receive_count, &synced);
+                if let Some(welcome) = &synced.welcome {
+                    count_welcome(&mut metrics, welcome);
+                    log_welcome(message_id, &synced.sub, welcome);
+                }
             }
             Ok(Outcome::Refreshed(refreshed)) => {
                 count_refreshed(&mut metrics, &refreshed);
@@ -206,6 +216,51 @@ fn count_synced(metrics: &mut Metrics<ConsumerMetric>, synced: &Synced) {
     }
 }
 
+fn count_welcome(metrics: &mut Metrics<ConsumerMetric>, welcome: &Result<Greeting, RecordError>) {
+    match welcome {
+        Ok(Greeting::Sent { .. } | Greeting::SentUnrecorded { .. }) => {
+            metrics.count(ConsumerMetric::WelcomeSent, 1)
+        }
+        Ok(Greeting::Skipped(skip)) if skip.is_counted() => metrics.count(ConsumerMetric::WelcomeSkipped, 1),
+        Ok(Greeting::Refused(_)) => metrics.count(ConsumerMetric::WelcomeFailed, 1),
+        // Retried: counted once it is sent or refused for good.
+        Ok(Greeting::AlreadySent | Greeting::Skipped(_)) | Err(_) => {}
+    }
+}
+
+/// The sub and what happened, never the address or the name.
+fn log_welcome(message_id: Option<&str>, sub: &str, welcome: &Result<Greeting, RecordError>) {
+    match welcome {
+        Ok(greeting @ Greeting::Refused(err)) => tracing::error!(
+            event = "welcome_failed",
+            message_id,
+            sub,
+            outcome = greeting.as_str(),
+            code = err.code,
+            status = err.status,
+            error = %err,
+        ),
+        Ok(greeting) => tracing::info!(
+            event = "welcome",
+            message_id,
+            sub,
+            outcome = greeting.as_str(),
+            ses_message_id = match greeting {
+                Greeting::Sent { message_id } | Greeting::SentUnrecorded { message_id } =>
+                    Some(message_id.as_str()),
+                _ => None,
+            },
+        ),
+        Err(err) => tracing::warn!(
+            event = "record_failed",
+            reason = err.reason(),
+            message_id,
+            sub,
+            error = %err,
+        ),
+    }
+}
+
 fn count_refreshed(metrics: &mut Metrics<ConsumerMetric>, refreshed: &Refreshed) {
     let wrote = refreshed.users_written;
     match refreshed.change {
@@ -255,6 +310,7 @@ mod tests {
             profile_id: shared::ProfileId::derive("us-east-1_A1", "s"),
             user: PutOutcome::Written,
             profile: PutOutcome::Written,
+            welcome: None,
         }
     }
 

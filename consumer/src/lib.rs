@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod deps;
+pub mod greet;
 pub mod handler;
 pub mod metrics;
 pub mod record;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::deps::Deps;
+use crate::greet::{self, Greeting};
 use crate::refresh::{self, Refreshed};
 use crate::retry::{Service, retrying};
 use tables::{PutOutcome, Table, WriteError};
@@ -24,6 +25,16 @@ pub struct Synced {
     pub profile_id: ProfileId,
     pub user: PutOutcome,
     pub profile: PutOutcome,
+    /// The welcome (`None`: off). An error fails the record, for SQS to bring back: the items
+    /// above are written either way, and the retry finds them and only does the welcome.
+    pub welcome: Option<Result<Greeting, RecordError>>,
+}
+
+impl Synced {
+    /// Whether the record is done (else it is reported failed, to come back).
+    pub fn is_done(&self) -> bool {
+        !matches!(self.welcome, Some(Err(_)))
+    }
 }
 
 /// What a record came to when it succeeded.
@@ -56,6 +67,10 @@ pub enum RecordError {
     KeptChanging { rounds: u32 },
     #[error("record did not finish before the invocation's deadline")]
     DeadlineExceeded,
+    #[error("another delivery holds the welcome's claim (lease until {lease_until_ms} ms); retrying later")]
+    WelcomeClaimHeld { lease_until_ms: i64 },
+    #[error("the welcome was not sent: {0}; retrying later")]
+    WelcomeSend(welcome::ses::SendError),
     #[error("processing the record panicked")]
     Panicked,
 }
@@ -85,6 +100,8 @@ impl RecordError {
             Self::Read(_) => "cognito_read_failed",
             Self::KeptChanging { .. } => "kept_changing",
             Self::DeadlineExceeded => "deadline_exceeded",
+            Self::WelcomeClaimHeld { .. } => "welcome_claim_held",
+            Self::WelcomeSend(_) => "welcome_send_failed_retryable",
             Self::Panicked => "panicked",
         }
     }
@@ -176,7 +193,17 @@ pub async fn process(deps: &Deps, body: Option<&str>, deadline: Instant) -> Proc
             retries.dynamodb += user_retries + profile_retries;
             match result {
                 Ok(Ok((user_outcome, profile_outcome))) => {
-                    Ok(Outcome::Synced(synced(&user, user_outcome, profile_outcome)))
+                    let mut synced = synced(&user, user_outcome, profile_outcome);
+                    let mut welcome_retries = 0;
+                    let greeting = tokio::time::timeout_at(
+                        deadline,
+                        greet::greet(deps, &user, user_outcome, deadline, &mut welcome_retries),
+                    )
+                    .await
+                    .unwrap_or(Err(RecordError::DeadlineExceeded));
+                    retries.dynamodb += welcome_retries;
+                    synced.welcome = greeting.transpose();
+                    Ok(Outcome::Synced(synced))
                 }
                 Ok(Err(err)) => Err(err.into()),
                 Err(_elapsed) => Err(RecordError::DeadlineExceeded),
@@ -205,6 +232,7 @@ fn synced(user: &ConfirmedUser, user_outcome: PutOutcome, profile_outcome: PutOu
         profile_id: user.profile_id(),
         user: user_outcome,
         profile: profile_outcome,
+        welcome: None,
     }
 }
 

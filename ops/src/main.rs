@@ -1,7 +1,7 @@
 //! `ops`: the operator's command line for cognito-user-sync.
 //!
 //! One file per subcommand (`dlq_peek.rs`, `dlq_redrive.rs`, `backfill.rs`, `reconcile.rs`,
-//! `attach_trigger.rs`, `detach_trigger.rs`, `forget.rs`, `refresh.rs`), each with its arguments
+//! `attach_trigger.rs`, `detach_trigger.rs`, `forget.rs`, `refresh.rs`, `welcome.rs`), each with its arguments
 //! and a `run` that returns an [`Outcome`]; the decisions they make are plain functions,
 //! unit-tested beside them. This file only parses the
 //! command line, builds what every subcommand shares (one SDK configuration, the clients, the
@@ -32,6 +32,7 @@ mod reconcile;
 mod refresh;
 mod stack;
 mod user_pool;
+mod welcome;
 
 /// Operate a cognito-user-sync deployment: its dead-letter queue, users who confirmed before the
 /// trigger was attached, and the trigger's attachment to a user pool.
@@ -92,6 +93,9 @@ enum Command {
     /// Ask the consumer to bring these users' items up to the pool's state now (a change no
     /// signal brought): one refresh signal per sub on the sync queue.
     Refresh(refresh::Args),
+    /// The welcome email: list the users whose welcome was claimed and never sent (the claim's
+    /// lease ran out, or SES refused it), and --resend greets them.
+    Welcome(welcome::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +224,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::DetachTrigger(args) => detach_trigger::run(&ctx, &args).await,
         Command::Forget(args) => forget::run(&ctx, &args).await,
         Command::Refresh(args) => refresh::run(&ctx, &args).await,
+        Command::Welcome(args) => welcome::run(&ctx, &args).await,
     }
 }
 

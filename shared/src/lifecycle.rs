@@ -57,6 +57,27 @@ pub const WRITE_STAMPS: [&str; 2] = [REVISION, "updated_at"];
 /// Fields of the users item set once and carried over by every later write.
 pub const CARRIED: [&str; 2] = ["created_at", "confirmed_at"];
 
+/// The welcome email's record on the users item (the consumer's welcome step), each write of
+/// it conditional and bumping [`REVISION`]: which delivery claimed the send, when, until when
+/// its claim keeps others off (epoch milliseconds), when SES accepted it and its message id,
+/// and SES's error code when it refused for good.
+pub const WELCOME_CLAIM: &str = "welcome_claim";
+pub const WELCOME_CLAIMED_AT: &str = "welcome_claimed_at";
+pub const WELCOME_LEASE_UNTIL: &str = "welcome_lease_until";
+pub const WELCOME_SENT_AT: &str = "welcome_sent_at";
+pub const WELCOME_MESSAGE_ID: &str = "welcome_message_id";
+pub const WELCOME_FAILED: &str = "welcome_failed";
+/// Carried over by every mirror write: a refresh never forgets that a welcome was claimed or
+/// sent (else a redelivered confirmation would greet the user again).
+pub const WELCOME_FIELDS: [&str; 6] = [
+    WELCOME_CLAIM,
+    WELCOME_CLAIMED_AT,
+    WELCOME_LEASE_UNTIL,
+    WELCOME_SENT_AT,
+    WELCOME_MESSAGE_ID,
+    WELCOME_FAILED,
+];
+
 /// Whether a user of this Cognito status has been confirmed at least once, and so belongs in the
 /// tables (see `ops`'s `must_be_synced` for what each status means). A user not yet confirmed
 /// (`UNCONFIRMED`, or `FORCE_CHANGE_PASSWORD`: created by an administrator, never signed in) is
@@ -613,6 +634,11 @@ fn carry_over(item: &mut Item, stored: &StoredUser) {
     };
     for name in CARRIED {
         if let Some(value @ ItemValue::S(_)) = current.get(name) {
+            item.insert(name, value.clone());
+        }
+    }
+    for name in WELCOME_FIELDS {
+        if let Some(value @ (ItemValue::S(_) | ItemValue::N(_))) = current.get(name) {
             item.insert(name, value.clone());
         }
     }

@@ -14,9 +14,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use shared::lifecycle::{
-    DELETED_AT, Expected, PROFILE_DELETED_AT, REVISION, StoredItem, StoredProfile, StoredUser,
+    DELETED_AT, Expected, PROFILE_DELETED_AT, REVISION, StoredItem, StoredProfile, StoredUser, WELCOME_CLAIM,
+    WELCOME_CLAIMED_AT, WELCOME_FAILED, WELCOME_LEASE_UNTIL, WELCOME_MESSAGE_ID, WELCOME_SENT_AT,
     profile_tombstone_item,
 };
 use shared::mapping::{Item, ItemValue, PROFILES_KEY, USERS_KEY};
@@ -213,6 +215,138 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(|err| classify("PutItem", Table::Profiles, &err))
+    }
+}
+
+/// What a claim of the welcome send found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WelcomeClaim {
+    /// This delivery may send: no one has, and no live claim holds it.
+    Claimed,
+    /// A welcome was sent already (a redelivery, a second confirmation).
+    AlreadySent,
+    /// Another delivery claimed it and its lease has not run out: it may be sending now.
+    Held { lease_until_ms: i64 },
+    /// The users item is a tombstone, or gone: no welcome.
+    UserDeleted,
+}
+
+/// What became of a claimed send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WelcomeResult<'a> {
+    Sent {
+        at: &'a str,
+        message_id: &'a str,
+    },
+    /// SES refused for good (its error code): the claim is left to expire, and `ops welcome
+    /// --unsent` lists the user.
+    Refused {
+        code: &'a str,
+    },
+}
+
+impl Store {
+    /// Claims the welcome of `sub` for this delivery (`claim`, a fresh id), until
+    /// `lease_until_ms`: only if the user is live, none was sent, and no claim holds it.
+    pub async fn claim_welcome(
+        &self,
+        sub: &str,
+        claim: &str,
+        claimed_at: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<WelcomeClaim, WriteError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key(USERS_KEY, AttributeValue::S(sub.to_owned()))
+            .update_expression(
+                "SET #claim = :claim, #claimed_at = :claimed_at, #lease = :lease, #revision = if_not_exists(#revision, :zero) + :one",
+            )
+            .condition_expression(
+                "attribute_exists(#key) AND attribute_not_exists(#deleted) AND attribute_not_exists(#sent) AND (attribute_not_exists(#lease) OR #lease < :now)",
+            )
+            .expression_attribute_names("#key", USERS_KEY)
+            .expression_attribute_names("#deleted", DELETED_AT)
+            .expression_attribute_names("#sent", WELCOME_SENT_AT)
+            .expression_attribute_names("#claim", WELCOME_CLAIM)
+            .expression_attribute_names("#claimed_at", WELCOME_CLAIMED_AT)
+            .expression_attribute_names("#lease", WELCOME_LEASE_UNTIL)
+            .expression_attribute_names("#revision", REVISION)
+            .expression_attribute_values(":claim", AttributeValue::S(claim.to_owned()))
+            .expression_attribute_values(":claimed_at", AttributeValue::S(claimed_at.to_owned()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease_until_ms.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(WelcomeClaim::Claimed),
+            Err(err) => err,
+        };
+        if let SdkError::ServiceError(service) = &err
+            && let UpdateItemError::ConditionalCheckFailedException(refused) = service.err()
+        {
+            let old = refused.item();
+            let has = |name: &str| old.is_some_and(|item| item.contains_key(name));
+            return Ok(if old.is_none() || has(DELETED_AT) {
+                WelcomeClaim::UserDeleted
+            } else if has(WELCOME_SENT_AT) {
+                WelcomeClaim::AlreadySent
+            } else {
+                WelcomeClaim::Held {
+                    lease_until_ms: old
+                        .and_then(|item| item.get(WELCOME_LEASE_UNTIL))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                }
+            });
+        }
+        Err(classify("UpdateItem", Table::Users, &err))
+    }
+
+    /// Records what became of the send `claim` made, if the claim is still this delivery's:
+    /// `false` if another took it over (its lease ran out first).
+    pub async fn record_welcome(
+        &self,
+        sub: &str,
+        claim: &str,
+        result: WelcomeResult<'_>,
+    ) -> Result<bool, WriteError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key(USERS_KEY, AttributeValue::S(sub.to_owned()))
+            .condition_expression("#claim = :claim")
+            .expression_attribute_names("#claim", WELCOME_CLAIM)
+            .expression_attribute_names("#revision", REVISION)
+            .expression_attribute_values(":claim", AttributeValue::S(claim.to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()));
+        let request = match result {
+            WelcomeResult::Sent { at, message_id } => request
+                .update_expression(
+                    "SET #sent = :at, #message = :message, #revision = #revision + :one REMOVE #failed",
+                )
+                .expression_attribute_names("#sent", WELCOME_SENT_AT)
+                .expression_attribute_names("#message", WELCOME_MESSAGE_ID)
+                .expression_attribute_names("#failed", WELCOME_FAILED)
+                .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
+                .expression_attribute_values(":message", AttributeValue::S(message_id.to_owned())),
+            WelcomeResult::Refused { code } => request
+                .update_expression("SET #failed = :code, #revision = #revision + :one")
+                .expression_attribute_names("#failed", WELCOME_FAILED)
+                .expression_attribute_values(":code", AttributeValue::S(code.to_owned())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(classify("UpdateItem", Table::Users, &err)),
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! function's own retry layer, see exactly the bytes they would see from AWS.
 //!
 //! The operation is the `X-Amz-Target` header of the JSON protocols (`DynamoDB_20120810.PutItem`,
-//! `AmazonSQS.SendMessage`); requests without one are forwarded untouched.
+//! `AmazonSQS.SendMessage`), or for the REST protocol of SES v2 its method and path
+//! ([`SES_SEND_EMAIL`]); other requests are forwarded untouched.
 //!
 //! Decisions are drawn from a seeded [`SplitMix64`] in the order requests arrive, so a run is
 //! reproducible up to the order in which concurrent requests reach the proxy.
@@ -43,6 +44,8 @@ pub const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
 /// SQS's send, in the JSON protocol the SDK uses, as the trigger sends it.
 pub const SEND_MESSAGE: &str = "AmazonSQS.SendMessage";
 pub const ADMIN_GET_USER: &str = "AWSCognitoIdentityProviderService.AdminGetUser";
+/// SES v2's `SendEmail` (`POST /v2/email/outbound-emails`: REST, no `X-Amz-Target`), named so.
+pub const SES_SEND_EMAIL: &str = "SESv2.SendEmail";
 
 /// What the proxy does to one request instead of forwarding it plainly.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +353,12 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let operation = match operation.as_str() {
+        "" if parts.method == hyper::Method::POST && parts.uri.path() == "/v2/email/outbound-emails" => {
+            SES_SEND_EMAIL.to_owned()
+        }
+        _ => operation,
+    };
     let decision = state.decide(&operation);
     if let Some(fault) = &decision.fault {
         *state.injected.lock().unwrap().entry(fault.kind()).or_default() += 1;
@@ -470,6 +479,15 @@ impl State {
 
 /// The service's throttling answer for `operation`.
 fn throttled(operation: &str, variant: f64) -> Response<Bytes> {
+    if operation == SES_SEND_EMAIL {
+        // SES's answer when the account's sending rate is exceeded.
+        return aws_error(
+            operation,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "Maximum sending rate exceeded.",
+        );
+    }
     let (code, message) = if operation.starts_with(COGNITO) {
         // Cognito's answer when a request-rate quota (UserRead, UserList) is exceeded.
         ("TooManyRequestsException", "Rate exceeded")
@@ -519,11 +537,15 @@ fn aws_error(operation: &str, status: StatusCode, code: &str, message: &str) -> 
         "com.amazonaws.dynamodb.v20120810"
     } else if operation.starts_with(COGNITO) {
         "com.amazonaws.cognitoidentityprovider"
+    } else if operation == SES_SEND_EMAIL {
+        "com.amazonaws.sesv2"
     } else {
         "com.amazonaws.sqs"
     };
     let content_type = if operation.starts_with(COGNITO) {
         "application/x-amz-json-1.1"
+    } else if operation == SES_SEND_EMAIL {
+        "application/json"
     } else {
         "application/x-amz-json-1.0"
     };

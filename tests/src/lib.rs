@@ -27,6 +27,7 @@ pub mod ops_cli;
 pub mod paths;
 pub mod pipeline;
 pub mod runtime_api;
+pub mod ses;
 pub mod stack;
 pub mod throwaway_ca;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::paths::venv_python;
+use crate::paths::{venv_python, workspace_root};
 
 pub struct MotoServer {
     child: Child,
@@ -28,7 +28,8 @@ impl MotoServer {
             let log = File::create(log_dir.join("moto.log")).context("cannot create moto.log")?;
             let mut command = Command::new(&python);
             command
-                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+                .arg(workspace_root().join("infra/local/moto_server.py"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)

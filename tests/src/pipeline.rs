@@ -66,6 +66,8 @@ pub struct PipelineOptions {
     /// `FUNCTION_TIMEOUT_SECONDS` follows, and its `DEADLINE_MARGIN_MS` is a quarter of it
     /// (unless `consumer_env` sets them).
     pub visibility_timeout: Duration,
+    /// Template parameters besides `ExistingUserPoolId` (the welcome email's, say).
+    pub stack_parameters: Vec<(String, String)>,
 }
 
 impl Default for PipelineOptions {
@@ -74,6 +76,7 @@ impl Default for PipelineOptions {
             trigger_env: Vec::new(),
             consumer_env: Vec::new(),
             visibility_timeout: Duration::from_secs(5),
+            stack_parameters: Vec::new(),
         }
     }
 }
@@ -125,7 +128,14 @@ impl LocalPipeline {
         let sdk = local_sdk_config(&endpoint).await;
         let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
         let pool = cognito::create_user_pool(&cognito, "cognito-user-sync-local").await?;
-        let stack = stack::deploy(&sdk, "cognito-user-sync", &[("ExistingUserPoolId", &pool.id)]).await?;
+        let mut parameters = vec![("ExistingUserPoolId", pool.id.as_str())];
+        parameters.extend(
+            options
+                .stack_parameters
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let stack = stack::deploy(&sdk, "cognito-user-sync", &parameters).await?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         // moto builds a service's request handler on its first request over HTTP, and twenty
         // first requests arriving together (the consumer's first batch: two puts per record)

@@ -550,3 +550,32 @@ fn a_pool_user_is_validated_like_a_confirmed_one_and_never_debug_prints_pii() {
     let printed = format!("{user:?}");
     assert!(!printed.contains("ana"), "{printed}");
 }
+
+#[test]
+fn a_refresh_keeps_the_welcome_record() {
+    let before = pool_user(&[("email", "ana@example.com")], true, at(10));
+    let StoredUser::Live(mut item) = live(&before, at(11)) else {
+        panic!("a live users item")
+    };
+    item.insert(WELCOME_CLAIM.to_owned(), s("claim-1"));
+    item.insert(WELCOME_CLAIMED_AT.to_owned(), s(&format_rfc3339(at(12))));
+    item.insert(WELCOME_LEASE_UNTIL.to_owned(), ItemValue::N(1_795_000_060_000));
+    item.insert(WELCOME_SENT_AT.to_owned(), s(&format_rfc3339(at(13))));
+    item.insert(WELCOME_MESSAGE_ID.to_owned(), s("ses-message-1"));
+    item.insert(WELCOME_FAILED.to_owned(), s("MessageRejected"));
+    let stored = StoredUser::from_item(Some(item.clone()));
+    let after = pool_user(&[("email", "ana@new.example.com")], true, at(30));
+    let decision = decide(
+        &stored,
+        PRESENT,
+        &Observed::Present(after),
+        ProfileOnDeletion::Mark,
+        at(40),
+    );
+    let UsersWrite::Put { item: next, .. } = &decision.users else {
+        panic!("{decision:?}")
+    };
+    for name in WELCOME_FIELDS {
+        assert_eq!(Some(&next[name]), item.get(name), "{name}");
+    }
+}

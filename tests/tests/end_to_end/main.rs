@@ -15,3 +15,4 @@ mod pipeline;
 mod prerequisites;
 mod reconciliation;
 mod template;
+mod welcome;

@@ -750,12 +750,15 @@ async fn every_log_path_without_pii(pipeline: &LocalPipeline) {
 async fn settings_that_cannot_work_stop_the_real_binaries_at_start_up_naming_the_variable() {
     let pipeline = start("config_refused").await;
     let signed_up = pipeline.sign_up(&person(30)).await.unwrap();
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 7] = [
         ("trigger", "ENQUEUE_TIMEOUT_MS", "5000"),
         ("trigger", "ENQUEUE_MAX_ATTEMPTS", "0"),
         ("consumer", "MAX_CONCURRENT_RECORDS", "0"),
         ("consumer", "DEADLINE_MARGIN_MS", "29000"),
         ("consumer", "METRICS_NAMESPACE", "AWS/Lambda"),
+        // A welcome that could not be sent: from no SES identity, or half configured.
+        ("consumer", "WELCOME_SENDER_IDENTITY", "not an identity"),
+        ("consumer", "WELCOME_SES_TEMPLATE", "welcome"),
     ];
     for (function, name, value) in cases {
         let label = format!("{function}-{name}");

@@ -45,6 +45,14 @@ fn allowed(role: &Value) -> Vec<(Vec<String>, Value)> {
         .unwrap()
         .iter()
         .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+        // A statement under a condition counts as if the condition held.
+        .map(|s| match s.get("Fn::If") {
+            Some(branches) => {
+                assert_eq!(branches[2], json!({"Ref": "AWS::NoValue"}), "{s}");
+                branches[1].clone()
+            }
+            None => s,
+        })
         .filter(|s| s["Effect"] == "Allow")
         .map(|s| (as_list(&s["Action"]), s["Resource"].clone()))
         .collect()
@@ -235,6 +243,23 @@ fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_i
                 "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes" => {
                     assert_eq!(*resources, json!({"Fn::GetAtt": ["SyncQueue", "Arn"]}))
                 }
+                // The welcome: from the configured identity, with the configured
+                // configuration set and template, each only when given.
+                "ses:SendEmail" => {
+                    let ses = |kind: &str, parameter: &str| json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:ses:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{{parameter}}}")});
+                    let when = |condition: &str, arn: Value| json!({"Fn::If": [condition, arn, {"Ref": "AWS::NoValue"}]});
+                    assert_eq!(
+                        *resources,
+                        json!([
+                            ses("identity", "WelcomeSenderIdentity"),
+                            when(
+                                "WelcomeWithConfigurationSet",
+                                ses("configuration-set", "WelcomeConfigurationSet")
+                            ),
+                            when("WelcomeWithSesTemplate", ses("template", "WelcomeSesTemplate")),
+                        ])
+                    );
+                }
                 "logs:CreateLogStream" | "logs:PutLogEvents" => {}
                 other => panic!("the consumer must not be allowed {other}"),
             }
@@ -255,6 +280,54 @@ fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_i
             assert!(actions.iter().all(|a| !a.contains('*')), "{actions:?}");
             assert!(!resources.to_string().contains("\"*\""), "{resources}");
         }
+    }
+}
+
+#[test]
+fn the_welcome_is_off_unless_a_sender_identity_is_given_and_then_may_send_only_from_it() {
+    let t = template();
+    let policies = resource(&t, "ConsumerRole")["Properties"]["Policies"].to_string();
+    let statements: Vec<Value> = resource(&t, "ConsumerRole")["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+        .filter(|s| s.to_string().contains("ses:"))
+        .collect();
+    assert_eq!(statements.len(), 1, "{policies}");
+    let branches = &statements[0]["Fn::If"];
+    assert_eq!(
+        branches[0], "SendWelcome",
+        "the SES statement is not conditional: {policies}"
+    );
+    assert_eq!(branches[1]["Action"], "ses:SendEmail");
+    assert_eq!(
+        t["Conditions"]["SendWelcome"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "WelcomeSenderIdentity"}, ""]}]})
+    );
+    for (condition, parameter) in [
+        ("WelcomeWithConfigurationSet", "WelcomeConfigurationSet"),
+        ("WelcomeWithSesTemplate", "WelcomeSesTemplate"),
+    ] {
+        assert_eq!(
+            t["Conditions"][condition],
+            json!({"Fn::And": [
+                {"Condition": "SendWelcome"},
+                {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]},
+            ]}),
+            "{condition}"
+        );
+    }
+    // Off by default: the consumer reads the parameters as they are, and an empty identity is off.
+    let env = &resource(&t, "ConsumerFunction")["Properties"]["Environment"]["Variables"];
+    for (variable, name) in [
+        ("WELCOME_SENDER_IDENTITY", "WelcomeSenderIdentity"),
+        ("WELCOME_FROM_ADDRESS", "WelcomeFromAddress"),
+        ("WELCOME_CONFIGURATION_SET", "WelcomeConfigurationSet"),
+        ("WELCOME_SES_TEMPLATE", "WelcomeSesTemplate"),
+    ] {
+        assert_eq!(env[variable], json!({"Ref": name}), "{variable}");
+        assert_eq!(parameter(&t, name)["Default"], "", "{name}");
     }
 }
 
@@ -502,7 +575,7 @@ fn custom_metrics() -> Vec<(&'static str, Unit)> {
 }
 
 /// Every alarm, with the section of docs/runbook.md its description must point at.
-const ALARMS: [(&str, &str); 10] = [
+const ALARMS: [(&str, &str); 11] = [
     ("DeadLetterQueueNotEmptyAlarm", "dlq-not-empty"),
     ("QueueMessageAgeAlarm", "queue-message-age"),
     ("TriggerErrorsAlarm", "trigger-errors"),
@@ -516,6 +589,7 @@ const ALARMS: [(&str, &str); 10] = [
         "ReconcileDeadLetterQueueNotEmptyAlarm",
         "scheduled-reconciliation",
     ),
+    ("WelcomeFailedAlarm", "welcome-email"),
 ];
 
 /// Template parameters that the dashboard body uses as JSON numbers (outside quotes).

@@ -1,0 +1,122 @@
+//! The welcome of a first confirmation from sign-up, once both items are written: claimed on
+//! the users item, sent through SES, recorded (the README's "Welcome email" states the
+//! guarantee). A claim held by another delivery, or a failure worth another try, fails the
+//! record so that SQS brings it back; the writes before it are idempotent, so the retry only
+//! does this part.
+
+use shared::ConfirmedUser;
+use shared::timestamp::format_rfc3339;
+use tables::{PutOutcome, WelcomeClaim, WelcomeResult};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use welcome::ses::{SendError, render};
+use welcome::{Skip, Values};
+
+use crate::deps::Deps;
+use crate::record::RecordError;
+use crate::retry::{Service, retrying};
+
+/// What became of a user's welcome in this delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Greeting {
+    Sent {
+        message_id: String,
+    },
+    /// Sent by an earlier delivery: nothing sent now.
+    AlreadySent,
+    Skipped(Skip),
+    /// SES refused for good (an unverified sender, a missing template, a refused recipient):
+    /// logged and counted; the claim is left to expire, and `ops welcome --unsent` lists it.
+    Refused(SendError),
+    /// Sent, but not recorded: this delivery's claim was taken over meanwhile (its lease ran
+    /// out first), or the record's write failed. Not retried, which could only send again.
+    SentUnrecorded {
+        message_id: String,
+    },
+}
+
+impl Greeting {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sent { .. } => "sent",
+            Self::AlreadySent => "already_sent",
+            Self::Skipped(skip) => skip.as_str(),
+            Self::Refused(_) => "refused",
+            Self::SentUnrecorded { .. } => "sent_unrecorded",
+        }
+    }
+}
+
+/// Greets `user` if the welcome is on and they are to be greeted (`None`: the welcome is off).
+/// Claims only with time for the send and its record before `deadline`.
+pub async fn greet(
+    deps: &Deps,
+    user: &ConfirmedUser,
+    user_outcome: PutOutcome,
+    deadline: Instant,
+    retries: &mut u32,
+) -> Result<Option<Greeting>, RecordError> {
+    let Some(mailer) = &deps.mailer else {
+        return Ok(None);
+    };
+    let deleted = user_outcome == PutOutcome::UserDeleted;
+    let to = match welcome::recipient(user.source(), user.attributes(), deleted) {
+        Ok(to) => to.to_owned(),
+        Err(skip) => return Ok(Some(Greeting::Skipped(skip))),
+    };
+    if Instant::now() + mailer.config().send_timeout * 2 > deadline {
+        return Err(RecordError::DeadlineExceeded);
+    }
+    let now = OffsetDateTime::now_utc();
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let lease_until_ms = now_ms + mailer.config().claim_lease.as_millis() as i64;
+    let claim = uuid::Uuid::new_v4().to_string();
+    let claimed_at = format_rfc3339(now);
+    let claimed = retrying(Service::DynamoDb, "users", retries, || {
+        deps.store
+            .claim_welcome(user.sub(), &claim, &claimed_at, now_ms, lease_until_ms)
+    })
+    .await?;
+    match claimed {
+        WelcomeClaim::Claimed => {}
+        WelcomeClaim::AlreadySent => return Ok(Some(Greeting::AlreadySent)),
+        WelcomeClaim::UserDeleted => return Ok(Some(Greeting::Skipped(Skip::UserDeleted))),
+        WelcomeClaim::Held { lease_until_ms } => {
+            return Err(RecordError::WelcomeClaimHeld { lease_until_ms });
+        }
+    }
+    let values = Values {
+        username: user.username(),
+        attributes: user.attributes(),
+    };
+    match mailer.send(&to, render(&mailer.config().content, &values)).await {
+        Ok(message_id) => {
+            let sent_at = format_rfc3339(OffsetDateTime::now_utc());
+            let sent = WelcomeResult::Sent {
+                at: &sent_at,
+                message_id: &message_id,
+            };
+            let recorded = retrying(Service::DynamoDb, "users", retries, || {
+                deps.store.record_welcome(user.sub(), &claim, sent.clone())
+            })
+            .await;
+            Ok(Some(match recorded {
+                Ok(true) => Greeting::Sent { message_id },
+                Ok(false) => Greeting::SentUnrecorded { message_id },
+                Err(err) => {
+                    tracing::error!(event = "welcome_unrecorded", sub = user.sub(), error = %err);
+                    Greeting::SentUnrecorded { message_id }
+                }
+            }))
+        }
+        Err(err) if err.retryable => Err(RecordError::WelcomeSend(err)),
+        Err(err) => {
+            let refused = WelcomeResult::Refused { code: &err.code };
+            retrying(Service::DynamoDb, "users", retries, || {
+                deps.store.record_welcome(user.sub(), &claim, refused.clone())
+            })
+            .await?;
+            Ok(Some(Greeting::Refused(err)))
+        }
+    }
+}
