@@ -48,7 +48,11 @@ impl Greeting {
 }
 
 /// Greets `user` if the welcome is on and they are to be greeted (`None`: the welcome is off).
-/// Claims only with time for the send and its record before `deadline`.
+///
+/// The claim is bounded by `deadline`; then the send and its record go ahead only with time
+/// for both (twice the send's timeout) left, so that the deadline cannot fall between them, and
+/// the record is bounded just short of it: a record cut off after the send would bring the
+/// message back to send again.
 pub async fn greet(
     deps: &Deps,
     user: &ConfirmedUser,
@@ -60,30 +64,37 @@ pub async fn greet(
         return Ok(None);
     };
     let deleted = user_outcome == PutOutcome::UserDeleted;
-    let to = match welcome::recipient(user.source(), user.attributes(), deleted) {
-        Ok(to) => to.to_owned(),
-        Err(skip) => return Ok(Some(Greeting::Skipped(skip))),
-    };
-    if Instant::now() + mailer.config().send_timeout * 2 > deadline {
-        return Err(RecordError::DeadlineExceeded);
+    if let Err(skip) = welcome::recipient(user.source(), user.attributes(), deleted) {
+        return Ok(Some(Greeting::Skipped(skip)));
     }
     let now = OffsetDateTime::now_utc();
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let lease_until_ms = now_ms + mailer.config().claim_lease.as_millis() as i64;
     let claim = uuid::Uuid::new_v4().to_string();
     let claimed_at = format_rfc3339(now);
-    let claimed = retrying(Service::DynamoDb, "users", retries, || {
-        deps.store
-            .claim_welcome(user.sub(), &claim, &claimed_at, now_ms, lease_until_ms)
-    })
-    .await?;
-    match claimed {
-        WelcomeClaim::Claimed => {}
+    let claimed = tokio::time::timeout_at(
+        deadline,
+        retrying(Service::DynamoDb, "users", retries, || {
+            deps.store
+                .claim_welcome(user.sub(), &claim, &claimed_at, now_ms, lease_until_ms)
+        }),
+    )
+    .await
+    .map_err(|_elapsed| RecordError::DeadlineExceeded)??;
+    // The address as the users item has it now: a change since the sign-up has reached it.
+    let to = match claimed {
+        WelcomeClaim::Claimed { email } => email,
         WelcomeClaim::AlreadySent => return Ok(Some(Greeting::AlreadySent)),
         WelcomeClaim::UserDeleted => return Ok(Some(Greeting::Skipped(Skip::UserDeleted))),
+        WelcomeClaim::EmailNotVerified => return Ok(Some(Greeting::Skipped(Skip::EmailNotVerified))),
         WelcomeClaim::Held { lease_until_ms } => {
             return Err(RecordError::WelcomeClaimHeld { lease_until_ms });
         }
+    };
+    let send_timeout = mailer.config().send_timeout;
+    if Instant::now() + send_timeout * 2 > deadline {
+        // Claimed, not sent: the redelivery sends once the lease is over.
+        return Err(RecordError::DeadlineExceeded);
     }
     let values = Values {
         username: user.username(),
@@ -96,15 +107,27 @@ pub async fn greet(
                 at: &sent_at,
                 message_id: &message_id,
             };
-            let recorded = retrying(Service::DynamoDb, "users", retries, || {
-                deps.store.record_welcome(user.sub(), &claim, sent.clone())
-            })
+            let record_by = deadline.checked_sub(RECORD_MARGIN).unwrap_or(deadline);
+            let recorded = tokio::time::timeout_at(
+                record_by,
+                retrying(Service::DynamoDb, "users", retries, || {
+                    deps.store.record_welcome(user.sub(), &claim, sent.clone())
+                }),
+            )
             .await;
             Ok(Some(match recorded {
-                Ok(true) => Greeting::Sent { message_id },
-                Ok(false) => Greeting::SentUnrecorded { message_id },
-                Err(err) => {
+                Ok(Ok(true)) => Greeting::Sent { message_id },
+                Ok(Ok(false)) => Greeting::SentUnrecorded { message_id },
+                Ok(Err(err)) => {
                     tracing::error!(event = "welcome_unrecorded", sub = user.sub(), error = %err);
+                    Greeting::SentUnrecorded { message_id }
+                }
+                Err(_elapsed) => {
+                    tracing::error!(
+                        event = "welcome_unrecorded",
+                        sub = user.sub(),
+                        error = "the record did not finish before the deadline"
+                    );
                     Greeting::SentUnrecorded { message_id }
                 }
             }))
@@ -112,11 +135,19 @@ pub async fn greet(
         Err(err) if err.retryable => Err(RecordError::WelcomeSend(err)),
         Err(err) => {
             let refused = WelcomeResult::Refused { code: &err.code };
-            retrying(Service::DynamoDb, "users", retries, || {
-                deps.store.record_welcome(user.sub(), &claim, refused.clone())
-            })
-            .await?;
+            tokio::time::timeout_at(
+                deadline,
+                retrying(Service::DynamoDb, "users", retries, || {
+                    deps.store.record_welcome(user.sub(), &claim, refused.clone())
+                }),
+            )
+            .await
+            .map_err(|_elapsed| RecordError::DeadlineExceeded)??;
             Ok(Some(Greeting::Refused(err)))
         }
     }
 }
+
+/// How long before the deadline a sent welcome's record must finish: the record's own bound
+/// ends before the record's task is cut off at the deadline, so that it is reported as sent.
+const RECORD_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);

@@ -195,12 +195,10 @@ pub async fn process(deps: &Deps, body: Option<&str>, deadline: Instant) -> Proc
                 Ok(Ok((user_outcome, profile_outcome))) => {
                     let mut synced = synced(&user, user_outcome, profile_outcome);
                     let mut welcome_retries = 0;
-                    let greeting = tokio::time::timeout_at(
-                        deadline,
-                        greet::greet(deps, &user, user_outcome, deadline, &mut welcome_retries),
-                    )
-                    .await
-                    .unwrap_or(Err(RecordError::DeadlineExceeded));
+                    // Bounded by the deadline inside: nothing may cut between a send and its
+                    // record.
+                    let greeting =
+                        greet::greet(deps, &user, user_outcome, deadline, &mut welcome_retries).await;
                     retries.dynamodb += welcome_retries;
                     synced.welcome = greeting.transpose();
                     Ok(Outcome::Synced(synced))

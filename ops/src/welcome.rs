@@ -1,12 +1,15 @@
 //! `ops welcome --unsent`: the users whose welcome email was claimed and never sent.
 //!
-//! A claim without `welcome_sent_at` whose lease has run out is a welcome that did not happen:
-//! SES refused it for good (`welcome_failed` holds its code: an unverified sender, a missing
-//! template, a refused recipient), or every delivery that claimed it died before sending and the
-//! user's messages ended in the DLQ. A claim still within its lease is a send that may be under
-//! way, and is not listed. `--resend` enqueues each listed user's sign-up confirmation again,
-//! read from the pool now; the consumer claims the expired claim and sends, as for any sign-up
-//! (it skips a user without a verified email, and one the pool deleted meanwhile).
+//! A claim without `welcome_sent_at` whose lease has run out is a welcome not known to be sent:
+//! **refused**, when SES refused it for good (`welcome_failed` holds its code: an unverified
+//! sender, a missing template, a refused recipient), certainly not sent; or **unknown**, with no
+//! record at all: the delivery died before or after sending, SES's answer was lost, or the
+//! record failed after the send (`welcome_unrecorded` in the consumer's logs). A claim still
+//! within its lease is a send that may be under way, and is not listed. `--resend` enqueues each
+//! refused user's sign-up confirmation again (`--include-unknown`: the unknown ones too, who may
+//! then get a second mail), read from the pool now; the consumer claims the expired claim and
+//! sends, as for any sign-up (it skips a user without a verified email, and one the pool deleted
+//! meanwhile).
 
 use std::collections::HashMap;
 
@@ -32,10 +35,14 @@ pub struct Args {
     /// List the users whose welcome was claimed, is not sent, and whose claim's lease has run out.
     #[arg(long, required = true)]
     pub unsent: bool,
-    /// Greet them: enqueue each one's sign-up confirmation again, as the pool has the user now,
-    /// for the consumer to send the welcome. Fix what SES refused first.
+    /// Greet the users SES refused: enqueue each one's sign-up confirmation again, as the pool
+    /// has the user now, for the consumer to send the welcome. Fix what SES refused first.
     #[arg(long, requires = "unsent")]
     pub resend: bool,
+    /// With --resend, greet the unknown ones too (no record of the send: it may have gone, and
+    /// they may get a second mail; check their welcome_unrecorded log events first).
+    #[arg(long, requires = "resend")]
+    pub include_unknown: bool,
     /// The user pool; default: the pool the stack serves (its UserPoolId output).
     #[arg(long, value_name = "ID", value_parser = user_pool::parse_pool_id)]
     pub user_pool_id: Option<String>,
@@ -104,18 +111,18 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     }
     for user in &found {
         let why = match &user.failed {
-            Some(code) => format!("SES refused it ({code})"),
-            None => "the claim expired without a send".to_owned(),
+            Some(code) => format!("refused: SES refused it ({code})"),
+            None => {
+                "unknown: the claim expired without a record (see its welcome_unrecorded events)".to_owned()
+            }
         };
         ctx.printer.report(
-            &format!(
-                "welcome: {} claimed at {}, not sent: {why}",
-                user.sub, user.claimed_at
-            ),
+            &format!("welcome: {} claimed at {}, {why}", user.sub, user.claimed_at),
             &json!({
                 "command": "welcome",
                 "sub": user.sub,
                 "claimed_at": user.claimed_at,
+                "state": if user.failed.is_some() { "refused" } else { "unknown" },
                 "ses_error": user.failed,
             }),
         );
@@ -124,20 +131,29 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     if !args.resend {
         ctx.printer.report(
             &format!(
-                "welcome: {} unsent ({refused} refused by SES, {} claims expired){}",
+                "welcome: {} unsent ({refused} refused by SES, {} unknown){}",
                 found.len(),
                 found.len() - refused,
                 if found.is_empty() {
                     ""
                 } else {
-                    "; --resend greets them"
+                    "; --resend greets the refused, --include-unknown the unknown too"
                 }
             ),
-            &json!({"command": "welcome", "unsent": found.len(), "refused_by_ses": refused}),
+            &json!({
+                "command": "welcome",
+                "unsent": found.len(),
+                "refused_by_ses": refused,
+                "unknown": found.len() - refused,
+            }),
         );
         return Ok(Outcome::Done);
     }
-    resend(ctx, args, &found).await
+    let chosen: Vec<Unsent> = found
+        .into_iter()
+        .filter(|user| args.include_unknown || user.failed.is_some())
+        .collect();
+    resend(ctx, args, &chosen).await
 }
 
 /// Enqueues the sign-up confirmation of each user, as the pool has them now.

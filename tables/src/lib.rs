@@ -23,6 +23,10 @@ use shared::lifecycle::{
 };
 use shared::mapping::{Item, ItemValue, PROFILES_KEY, USERS_KEY};
 
+/// The users item's address and its flag, as the mapping writes them.
+const EMAIL: &str = "email";
+const EMAIL_VERIFIED: &str = "email_verified";
+
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     users_table: String,
@@ -221,14 +225,18 @@ impl Store {
 /// What a claim of the welcome send found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WelcomeClaim {
-    /// This delivery may send: no one has, and no live claim holds it.
-    Claimed,
+    /// This delivery may send, to this address: the users item's verified `email` as it is
+    /// now (a change since the sign-up reached the item, not the message's). No one has sent,
+    /// and no live claim holds it.
+    Claimed { email: String },
     /// A welcome was sent already (a redelivery, a second confirmation).
     AlreadySent,
     /// Another delivery claimed it and its lease has not run out: it may be sending now.
     Held { lease_until_ms: i64 },
     /// The users item is a tombstone, or gone: no welcome.
     UserDeleted,
+    /// The users item has no `email`, or it is not verified (any more): no welcome.
+    EmailNotVerified,
 }
 
 /// What became of a claimed send.
@@ -247,7 +255,8 @@ pub enum WelcomeResult<'a> {
 
 impl Store {
     /// Claims the welcome of `sub` for this delivery (`claim`, a fresh id), until
-    /// `lease_until_ms`: only if the user is live, none was sent, and no claim holds it.
+    /// `lease_until_ms`: only if the user is live with a verified email, none was sent, and no
+    /// claim holds it.
     pub async fn claim_welcome(
         &self,
         sub: &str,
@@ -265,8 +274,14 @@ impl Store {
                 "SET #claim = :claim, #claimed_at = :claimed_at, #lease = :lease, #revision = if_not_exists(#revision, :zero) + :one",
             )
             .condition_expression(
-                "attribute_exists(#key) AND attribute_not_exists(#deleted) AND attribute_not_exists(#sent) AND (attribute_not_exists(#lease) OR #lease < :now)",
+                "attribute_exists(#key) AND attribute_not_exists(#deleted) AND attribute_not_exists(#sent) \
+                 AND attribute_exists(#email) AND #verified = :true \
+                 AND (attribute_not_exists(#lease) OR #lease < :now)",
             )
+            .expression_attribute_names("#email", EMAIL)
+            .expression_attribute_names("#verified", EMAIL_VERIFIED)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .expression_attribute_names("#key", USERS_KEY)
             .expression_attribute_names("#deleted", DELETED_AT)
             .expression_attribute_names("#sent", WELCOME_SENT_AT)
@@ -284,7 +299,15 @@ impl Store {
             .send()
             .await;
         let err = match result {
-            Ok(_) => return Ok(WelcomeClaim::Claimed),
+            Ok(claimed) => {
+                let email = claimed
+                    .attributes()
+                    .and_then(|item| item.get(EMAIL))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                return Ok(WelcomeClaim::Claimed { email });
+            }
             Err(err) => err,
         };
         if let SdkError::ServiceError(service) = &err
@@ -292,10 +315,14 @@ impl Store {
         {
             let old = refused.item();
             let has = |name: &str| old.is_some_and(|item| item.contains_key(name));
+            let verified = old.and_then(|item| item.get(EMAIL_VERIFIED)) == Some(&AttributeValue::Bool(true))
+                && old.is_some_and(|item| item.contains_key(EMAIL));
             return Ok(if old.is_none() || has(DELETED_AT) {
                 WelcomeClaim::UserDeleted
             } else if has(WELCOME_SENT_AT) {
                 WelcomeClaim::AlreadySent
+            } else if !verified {
+                WelcomeClaim::EmailNotVerified
             } else {
                 WelcomeClaim::Held {
                     lease_until_ms: old

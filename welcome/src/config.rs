@@ -94,7 +94,7 @@ impl WelcomeConfig {
         let Some(address) = from_parts(&from_address) else {
             return Err(ConfigError::Invalid {
                 name: "WELCOME_FROM_ADDRESS",
-                expected: "an address, or Name <address> with a printable ASCII name (SES needs other names MIME-encoded)",
+                expected: "an address, or Name <address> whose name is ASCII letters, digits, spaces and . ! # $ % & ' * + - / = ? ^ _ ` { | } ~ (SES needs other names quoted or MIME-encoded)",
             });
         };
         let address = address.to_ascii_lowercase();
@@ -178,9 +178,12 @@ fn from_parts(from: &str) -> Option<&str> {
     let address = match from.rsplit_once('<') {
         Some((name, rest)) => {
             let address = rest.strip_suffix('>')?;
+            // A display name SES takes unquoted: RFC 5322's atext, spaces and dots; anything
+            // else (`,` `;` `:` `@` brackets, quotes) would need quoting, and SES would refuse
+            // every send for it.
             let name_ok = name
                 .chars()
-                .all(|c| (c.is_ascii_graphic() || c == ' ') && !"<>\"".contains(c));
+                .all(|c| c.is_ascii_alphanumeric() || " .!#$%&'*+-/=?^_`{|}~".contains(c));
             if !name_ok {
                 return None;
             }
@@ -273,6 +276,13 @@ mod tests {
                 vec![
                     ("WELCOME_SENDER_IDENTITY", "example.com"),
                     ("WELCOME_FROM_ADDRESS", "Zoë <z@example.com>"),
+                ],
+                "WELCOME_FROM_ADDRESS",
+            ),
+            (
+                vec![
+                    ("WELCOME_SENDER_IDENTITY", "example.com"),
+                    ("WELCOME_FROM_ADDRESS", "Smith, Team <t@example.com>"),
                 ],
                 "WELCOME_FROM_ADDRESS",
             ),

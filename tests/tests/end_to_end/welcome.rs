@@ -80,6 +80,29 @@ fn confirmation(pipeline: &LocalPipeline, signed_up: &ConfirmedSignUp) -> String
     )
 }
 
+/// An administrator changes the user's attributes; CloudTrail's record of it is queued.
+async fn change_in_cognito(pipeline: &LocalPipeline, user: &ConfirmedSignUp, changes: &[(&str, &str)]) {
+    let mut update = pipeline
+        .cognito
+        .admin_update_user_attributes()
+        .user_pool_id(&pipeline.pool.id)
+        .username(&user.username);
+    for (name, value) in changes {
+        update = update.user_attributes(
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+                .name(*name)
+                .value(*value)
+                .build()
+                .unwrap(),
+        );
+    }
+    update.send().await.unwrap();
+    pipeline
+        .record_cognito_call("AdminUpdateUserAttributes", Some(&user.sub), true)
+        .await
+        .unwrap();
+}
+
 async fn users_item(pipeline: &LocalPipeline, sub: &str) -> StoredItem {
     pipeline.user_item(sub).await.unwrap().expect("a users item")
 }
@@ -137,25 +160,7 @@ async fn a_sign_up_is_greeted_once_however_often_it_is_confirmed_delivered_or_re
     assert_eq!(metric_total(&pipeline, "WelcomeSent").await, 1.0);
 
     // A change in Cognito replaces the users item: the welcome's record stays, nothing is sent.
-    pipeline
-        .cognito
-        .admin_update_user_attributes()
-        .user_pool_id(&pipeline.pool.id)
-        .username(&user.username)
-        .user_attributes(
-            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
-                .name("given_name")
-                .value("Zoé")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    pipeline
-        .record_cognito_call("AdminUpdateUserAttributes", Some(&signed_up.sub), true)
-        .await
-        .unwrap();
+    change_in_cognito(&pipeline, &signed_up, &[("given_name", "Zoé")]).await;
     pipeline.drain().await.unwrap();
     let refreshed = users_item(&pipeline, &signed_up.sub).await;
     assert_eq!(
@@ -300,7 +305,12 @@ async fn a_claim_left_by_a_dead_delivery_holds_until_its_lease_then_the_redelive
         )
         .await
         .unwrap();
-    assert_eq!(claimed, tables::WelcomeClaim::Claimed);
+    assert_eq!(
+        claimed,
+        tables::WelcomeClaim::Claimed {
+            email: "leased@example.com".into()
+        }
+    );
 
     // The redelivery finds the claim held: its record fails, for SQS to bring it back.
     pipeline.send_raw(&body).await.unwrap();
@@ -314,13 +324,22 @@ async fn a_claim_left_by_a_dead_delivery_holds_until_its_lease_then_the_redelive
         "{held:#?}"
     );
 
-    // After the lease, it claims and sends, once.
+    // Meanwhile the user changes their address (verified), and the change reaches the item.
+    change_in_cognito(
+        &pipeline,
+        &signed_up,
+        &[("email", "leased.new@example.com"), ("email_verified", "true")],
+    )
+    .await;
+
+    // After the lease, it claims and sends, once, to the address the item has now.
     let report = pipeline.drain().await.unwrap();
     assert!(report.received >= 1, "{report:?}");
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     assert!(now_ms > lease_until_ms, "sent only once the lease was over");
-    let sent = mail_to(&pipeline, "leased@example.com");
-    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(mail_to(&pipeline, "leased@example.com").is_empty());
+    let sent = mail_to(&pipeline, "leased.new@example.com");
+    assert_eq!(sent.len(), 1, "{:#?}", mail(&pipeline));
     assert!(sent[0].body.starts_with("Hello Lee,\n"), "{:?}", sent[0].body);
     let item = users_item(&pipeline, &signed_up.sub).await;
     assert_ne!(s(&item, WELCOME_CLAIM), Some("dead-delivery"));
@@ -359,19 +378,70 @@ async fn ses_refusing_is_logged_counted_and_listed_without_blocking_the_sync_and
     let listed = pipeline.ops(&["welcome", "--unsent", "--json"]).await;
     listed.assert_code(0);
     assert_eq!(listed.report()["unsent"], 0, "the lease still runs:\n{listed}");
+
+    // Another user's claim left by a delivery that died (sent or not, nobody knows): unknown.
+    let silent = pipeline
+        .sign_up(&NewUser::new("silent", &[("email", "silent@example.com")]))
+        .await
+        .unwrap();
+    let writer = pipeline
+        .start_consumer_variant("welcome_off", &[("WELCOME_SENDER_IDENTITY", "")])
+        .await
+        .unwrap();
+    pipeline
+        .send_raw(&confirmation(&pipeline, &silent))
+        .await
+        .unwrap();
+    pipeline
+        .event_source_for(&writer)
+        .drain(Duration::from_secs(60))
+        .await
+        .unwrap();
+    let store = tables::Store::new(
+        pipeline.dynamodb.clone(),
+        pipeline.users_table(),
+        pipeline.profiles_table(),
+    );
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    store
+        .claim_welcome(
+            &silent.sub,
+            "dead",
+            "2026-12-04T00:00:00.000Z",
+            now_ms,
+            now_ms + 1_000,
+        )
+        .await
+        .unwrap();
+
     let lease_until: i64 = item[WELCOME_LEASE_UNTIL].as_n().unwrap().parse().unwrap();
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     tokio::time::sleep(Duration::from_millis((lease_until - now_ms).max(0) as u64 + 200)).await;
     let listed = pipeline.ops(&["welcome", "--unsent", "--json"]).await;
     listed.assert_code(0);
     let lines = listed.lines();
-    assert_eq!(lines.len(), 2, "{listed}");
-    assert_eq!(lines[0]["sub"], json!(signed_up.sub));
-    assert_eq!(lines[0]["ses_error"], "MessageRejected");
-    assert_eq!(lines[1]["unsent"], 1);
-    assert!(!listed.to_string().contains("refused@example.com"), "{listed}");
+    assert_eq!(lines.len(), 3, "{listed}");
+    let state_of = |sub: &str| {
+        lines
+            .iter()
+            .find(|l| l["sub"] == sub)
+            .map(|l| (l["state"].clone(), l["ses_error"].clone()))
+    };
+    assert_eq!(
+        state_of(&signed_up.sub),
+        Some((json!("refused"), json!("MessageRejected")))
+    );
+    assert_eq!(state_of(&silent.sub), Some((json!("unknown"), Value::Null)));
+    assert_eq!(
+        (&lines[2]["unsent"], &lines[2]["unknown"]),
+        (&json!(2), &json!(1))
+    );
+    for address in ["refused@example.com", "silent@example.com"] {
+        assert!(!listed.to_string().contains(address), "{listed}");
+    }
 
-    // Fixed: the identity verified, --resend greets them, once; nothing is listed after.
+    // Fixed: the identity verified, --resend greets the refused one, once, and not the unknown
+    // one (who may have had it); nothing refused is listed after.
     ses::verify_identity(&pipeline.sdk, SENDER).await.unwrap();
     let resent = pipeline.ops(&["welcome", "--unsent", "--resend", "--json"]).await;
     resent.assert_code(0);
@@ -382,9 +452,18 @@ async fn ses_refusing_is_logged_counted_and_listed_without_blocking_the_sync_and
     let item = users_item(&pipeline, &signed_up.sub).await;
     assert_eq!(s(&item, WELCOME_MESSAGE_ID), Some(sent[0].id.as_str()));
     assert!(s(&item, WELCOME_FAILED).is_none(), "{item:?}");
+    assert!(mail_to(&pipeline, "silent@example.com").is_empty());
     let listed = pipeline.ops(&["welcome", "--unsent", "--json"]).await;
-    assert_eq!(listed.report()["unsent"], 0, "{listed}");
+    assert_eq!(
+        listed.lines().last().unwrap()["unsent"],
+        1,
+        "only the unknown one is left:\n{listed}"
+    );
     pipeline.ops(&["welcome", "--resend"]).await.assert_code(2);
+    pipeline
+        .ops(&["welcome", "--unsent", "--include-unknown"])
+        .await
+        .assert_code(2);
     pipeline
         .assert_no_pii_in_logs(&["refused@example.com".to_owned(), "Ref".to_owned()])
         .await;
