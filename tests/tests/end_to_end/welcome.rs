@@ -103,6 +103,29 @@ async fn change_in_cognito(pipeline: &LocalPipeline, user: &ConfirmedSignUp, cha
         .unwrap();
 }
 
+/// The items of this confirmation written by a consumer with the welcome off: a user synced,
+/// with no claim yet, for a test to plant one.
+async fn written_without_welcome(pipeline: &LocalPipeline, confirmation: &str) {
+    let writer = pipeline
+        .start_consumer_variant("welcome_off", &[("WELCOME_SENDER_IDENTITY", "")])
+        .await
+        .unwrap();
+    pipeline.send_raw(confirmation).await.unwrap();
+    pipeline
+        .event_source_for(&writer)
+        .drain(Duration::from_secs(60))
+        .await
+        .unwrap();
+}
+
+fn store(pipeline: &LocalPipeline) -> tables::Store {
+    tables::Store::new(
+        pipeline.dynamodb.clone(),
+        pipeline.users_table(),
+        pipeline.profiles_table(),
+    )
+}
+
 async fn users_item(pipeline: &LocalPipeline, sub: &str) -> StoredItem {
     pipeline.user_item(sub).await.unwrap().expect("a users item")
 }
@@ -278,21 +301,8 @@ async fn a_claim_left_by_a_dead_delivery_holds_until_its_lease_then_the_redelive
     let body = confirmation(&pipeline, &signed_up);
     // The items are written by a delivery that then claims and dies before sending: its claim,
     // with a lease that runs 4 s from now, is all it leaves.
-    let store = tables::Store::new(
-        pipeline.dynamodb.clone(),
-        pipeline.users_table(),
-        pipeline.profiles_table(),
-    );
-    let writer = pipeline
-        .start_consumer_variant("welcome_off", &[("WELCOME_SENDER_IDENTITY", "")])
-        .await
-        .unwrap();
-    pipeline.send_raw(&body).await.unwrap();
-    pipeline
-        .event_source_for(&writer)
-        .drain(Duration::from_secs(60))
-        .await
-        .unwrap();
+    let store = store(&pipeline);
+    written_without_welcome(&pipeline, &body).await;
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let lease_until_ms = now_ms + 4_000;
     let claimed = store
@@ -384,24 +394,8 @@ async fn ses_refusing_is_logged_counted_and_listed_without_blocking_the_sync_and
         .sign_up(&NewUser::new("silent", &[("email", "silent@example.com")]))
         .await
         .unwrap();
-    let writer = pipeline
-        .start_consumer_variant("welcome_off", &[("WELCOME_SENDER_IDENTITY", "")])
-        .await
-        .unwrap();
-    pipeline
-        .send_raw(&confirmation(&pipeline, &silent))
-        .await
-        .unwrap();
-    pipeline
-        .event_source_for(&writer)
-        .drain(Duration::from_secs(60))
-        .await
-        .unwrap();
-    let store = tables::Store::new(
-        pipeline.dynamodb.clone(),
-        pipeline.users_table(),
-        pipeline.profiles_table(),
-    );
+    written_without_welcome(&pipeline, &confirmation(&pipeline, &silent)).await;
+    let store = store(&pipeline);
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     store
         .claim_welcome(
@@ -583,4 +577,41 @@ async fn an_ses_throttle_or_5xx_fails_the_record_and_the_retry_only_sends_the_em
     }
     assert_eq!(metric_total(&pipeline, "WelcomeSent").await, 2.0);
     assert_eq!(metric_total(&pipeline, "WelcomeFailed").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_many_claims_made_at_once_exactly_one_wins() {
+    const ROUNDS: usize = 20;
+    const CLAIMS_AT_ONCE: usize = 32;
+    // DynamoDB applies each conditional write atomically; the local stack's moto is made to as
+    // well (infra/local/moto_server.py), or two deliveries could both claim and both send.
+    let pipeline = welcoming("welcome_race", true).await;
+    let signed_up = pipeline
+        .sign_up(&NewUser::new("raced", &[("email", "raced@example.com")]))
+        .await
+        .unwrap();
+    written_without_welcome(&pipeline, &confirmation(&pipeline, &signed_up)).await;
+    let store = std::sync::Arc::new(store(&pipeline));
+    // Rounds of claims arriving together, each round on a lease already over: one winner each.
+    for round in 0..ROUNDS {
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let claims = (0..CLAIMS_AT_ONCE).map(|i| {
+            let store = std::sync::Arc::clone(&store);
+            let sub = signed_up.sub.clone();
+            let claim = format!("claim-{round}-{i}");
+            tokio::spawn(async move {
+                store
+                    .claim_welcome(&sub, &claim, "2026-12-04T00:00:00.000Z", now_ms, now_ms + 1)
+                    .await
+                    .unwrap()
+            })
+        });
+        let outcomes = futures::future::join_all(claims).await;
+        let won = outcomes
+            .iter()
+            .filter(|o| matches!(o.as_ref().unwrap(), tables::WelcomeClaim::Claimed { .. }))
+            .count();
+        assert_eq!(won, 1, "round {round}: {outcomes:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
