@@ -33,21 +33,10 @@ impl Deps {
                 &config.profiles_table,
             ),
             pool,
-            mailer: config.welcome.clone().map(|welcome| {
-                // One attempt, within the welcome's own time for one send.
-                let timeouts = aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(std::time::Duration::from_secs(1))
-                    .operation_attempt_timeout(welcome.send_timeout)
-                    .operation_timeout(welcome.send_timeout)
-                    .build();
-                // No SDK retries: a repeated SendEmail after an attempt whose answer was lost
-                // sends twice. A throttle or 5xx fails the record, and SQS retries it.
-                let ses = aws_sdk_sesv2::config::Builder::from(&sdk)
-                    .timeout_config(timeouts)
-                    .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
-                    .build();
-                welcome::ses::Mailer::new(aws_sdk_sesv2::Client::from_conf(ses), welcome)
-            }),
+            mailer: config
+                .welcome
+                .clone()
+                .map(|welcome| welcome::ses::Mailer::connect(&sdk, welcome)),
             config,
             metrics,
         }

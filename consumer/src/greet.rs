@@ -5,7 +5,7 @@
 //! does this part.
 
 use shared::ConfirmedUser;
-use shared::timestamp::format_rfc3339;
+use shared::timestamp::{epoch_ms, format_rfc3339};
 use tables::{PutOutcome, WelcomeClaim, WelcomeResult};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -68,7 +68,7 @@ pub async fn greet(
         return Ok(Some(Greeting::Skipped(skip)));
     }
     let now = OffsetDateTime::now_utc();
-    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = epoch_ms(now);
     let lease_until_ms = now_ms + mailer.config().claim_lease.as_millis() as i64;
     let claim = uuid::Uuid::new_v4().to_string();
     let claimed_at = format_rfc3339(now);

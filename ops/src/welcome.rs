@@ -21,6 +21,7 @@ use shared::lifecycle::{
     DELETED_AT, WELCOME_CLAIM, WELCOME_CLAIMED_AT, WELCOME_FAILED, WELCOME_LEASE_UNTIL, WELCOME_SENT_AT,
 };
 use shared::mapping::USERS_KEY;
+use shared::timestamp::epoch_ms;
 use time::OffsetDateTime;
 
 use crate::queue::{self, Outgoing};
@@ -84,7 +85,7 @@ pub fn unsent(item: &HashMap<String, AttributeValue>, now_ms: i64) -> Option<Uns
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     let table = ctx.names.users_table().await?;
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = epoch_ms(OffsetDateTime::now_utc());
     let mut pages = ctx
         .dynamodb
         .scan()

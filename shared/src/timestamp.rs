@@ -13,6 +13,11 @@ pub fn format_rfc3339(at: OffsetDateTime) -> String {
         .expect("a UTC time between years 0 and 9999 always formats as RFC 3339")
 }
 
+/// `at` as milliseconds since the Unix epoch (the leases stored as numbers use it).
+pub fn epoch_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// Parses an RFC 3339 timestamp (any offset) into a time.
 pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()
@@ -33,5 +38,11 @@ mod tests {
         let at = OffsetDateTime::from_unix_timestamp_nanos(1_795_457_327_123_000_000).unwrap();
         assert_eq!(parse_rfc3339(&format_rfc3339(at)), Some(at));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn epoch_ms_counts_whole_milliseconds() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_795_457_327_123_456_789).unwrap();
+        assert_eq!(epoch_ms(at), 1_795_457_327_123);
     }
 }

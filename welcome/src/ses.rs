@@ -100,6 +100,22 @@ impl Mailer {
         Self { client, config }
     }
 
+    /// A mailer on the functions' shared SDK configuration, with the welcome's own limits: one
+    /// attempt within `send_timeout`. No SDK retries: a repeated `SendEmail` after an attempt
+    /// whose answer was lost sends twice; a throttle or 5xx fails the record and SQS retries it.
+    pub fn connect(sdk: &aws_config::SdkConfig, config: WelcomeConfig) -> Self {
+        let timeouts = aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .operation_attempt_timeout(config.send_timeout)
+            .operation_timeout(config.send_timeout)
+            .build();
+        let ses = aws_sdk_sesv2::config::Builder::from(sdk)
+            .timeout_config(timeouts)
+            .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
+            .build();
+        Self::new(aws_sdk_sesv2::Client::from_conf(ses), config)
+    }
+
     pub fn config(&self) -> &WelcomeConfig {
         &self.config
     }

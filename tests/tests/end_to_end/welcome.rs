@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use shared::lifecycle::{
     WELCOME_CLAIM, WELCOME_FAILED, WELCOME_LEASE_UNTIL, WELCOME_MESSAGE_ID, WELCOME_SENT_AT,
 };
+use shared::timestamp::epoch_ms;
 use time::OffsetDateTime;
 
 const SENDER: &str = "welcome@example.com";
@@ -303,7 +304,7 @@ async fn a_claim_left_by_a_dead_delivery_holds_until_its_lease_then_the_redelive
     // with a lease that runs 4 s from now, is all it leaves.
     let store = store(&pipeline);
     written_without_welcome(&pipeline, &body).await;
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = epoch_ms(OffsetDateTime::now_utc());
     let lease_until_ms = now_ms + 4_000;
     let claimed = store
         .claim_welcome(
@@ -345,7 +346,7 @@ async fn a_claim_left_by_a_dead_delivery_holds_until_its_lease_then_the_redelive
     // After the lease, it claims and sends, once, to the address the item has now.
     let report = pipeline.drain().await.unwrap();
     assert!(report.received >= 1, "{report:?}");
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = epoch_ms(OffsetDateTime::now_utc());
     assert!(now_ms > lease_until_ms, "sent only once the lease was over");
     assert!(mail_to(&pipeline, "leased@example.com").is_empty());
     let sent = mail_to(&pipeline, "leased.new@example.com");
@@ -396,7 +397,7 @@ async fn ses_refusing_is_logged_counted_and_listed_without_blocking_the_sync_and
         .unwrap();
     written_without_welcome(&pipeline, &confirmation(&pipeline, &silent)).await;
     let store = store(&pipeline);
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = epoch_ms(OffsetDateTime::now_utc());
     store
         .claim_welcome(
             &silent.sub,
@@ -409,7 +410,7 @@ async fn ses_refusing_is_logged_counted_and_listed_without_blocking_the_sync_and
         .unwrap();
 
     let lease_until: i64 = item[WELCOME_LEASE_UNTIL].as_n().unwrap().parse().unwrap();
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = epoch_ms(OffsetDateTime::now_utc());
     tokio::time::sleep(Duration::from_millis((lease_until - now_ms).max(0) as u64 + 200)).await;
     let listed = pipeline.ops(&["welcome", "--unsent", "--json"]).await;
     listed.assert_code(0);
@@ -594,7 +595,7 @@ async fn of_many_claims_made_at_once_exactly_one_wins() {
     let store = std::sync::Arc::new(store(&pipeline));
     // Rounds of claims arriving together, each round on a lease already over: one winner each.
     for round in 0..ROUNDS {
-        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = epoch_ms(OffsetDateTime::now_utc());
         let claims = (0..CLAIMS_AT_ONCE).map(|i| {
             let store = std::sync::Arc::clone(&store);
             let sub = signed_up.sub.clone();
