@@ -26,10 +26,20 @@ impl DeployedStack {
     }
 }
 
+/// The template's required trail choice, as the local stack answers it unless a caller says
+/// otherwise: moto creates no trail and never turns a call into a CloudTrail event (the tests put
+/// CloudTrail-shaped events on the bus themselves), so `existing`.
+pub const TRAIL_CHOICE: (&str, &str) = ("CloudTrailForCognito", "existing");
+
 /// Translates the SAM template with `parameters` and creates the stack, waiting for
 /// `CREATE_COMPLETE`. Then disables the event source mappings moto would otherwise run itself
 /// (it cannot start the function, and would push every message to the DLQ).
 pub async fn deploy(sdk: &SdkConfig, stack_name: &str, parameters: &[(&str, &str)]) -> Result<DeployedStack> {
+    let mut parameters = parameters.to_vec();
+    if !parameters.iter().any(|(key, _)| *key == TRAIL_CHOICE.0) {
+        parameters.push(TRAIL_CHOICE);
+    }
+    let parameters = parameters.as_slice();
     let template = translate(parameters)?;
     let cfn = aws_sdk_cloudformation::Client::new(sdk);
     cfn.create_stack()

@@ -19,6 +19,20 @@ const POOL_ARN_PREFIX: &str = "arn:aws:cognito-idp:us-east-1:123456789012:userpo
 async fn the_default_path_deploys_and_only_the_stacks_own_pool_may_invoke_the_trigger() {
     let moto = MotoServer::start(&log_dir("deploy_default")).unwrap_or_else(|e| panic!("{e:#}"));
     let sdk = local_sdk_config(&moto.endpoint()).await;
+    // The trail is a choice with no default: a deploy that does not make it is refused.
+    let unchosen = aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name("cus-no-trail-choice")
+        .template_body(e2e::stack::translate(&[]).unwrap())
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await
+        .expect_err("a stack without CloudTrailForCognito");
+    let refusal = format!(
+        "{}",
+        aws_sdk_cloudformation::error::DisplayErrorContext(&unchosen)
+    );
+    assert!(refusal.contains("CloudTrailForCognito"), "{refusal}");
     let stack = e2e::stack::deploy(&sdk, "cus-default", &[])
         .await
         .unwrap_or_else(|e| panic!("the default path did not deploy: {e:#}"));

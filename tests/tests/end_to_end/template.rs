@@ -1126,7 +1126,44 @@ fn the_rule_routes_exactly_the_calls_the_consumer_handles_and_admin_calls_of_thi
 }
 
 #[test]
-fn a_created_trail_logs_write_management_events_validated_and_encrypted_in_a_private_bucket() {
+fn the_trail_is_an_explicit_choice_at_deploy_time() {
+    let t = template();
+    let choice = parameter(&t, "CloudTrailForCognito");
+    assert_eq!(
+        choice.get("Default"),
+        None,
+        "no default: a created trail beside an existing one bills every management event again"
+    );
+    assert_eq!(choice["AllowedValues"], json!(["create", "existing"]));
+}
+
+#[test]
+fn the_rule_and_the_trail_agree_on_read_only_calls() {
+    // AWS does not say which Cognito calls CloudTrail marks readOnly: the rule matches read-only
+    // management events too, and the created trail logs them (but KMS's and RDS Data API's).
+    let t = template();
+    assert_eq!(
+        resource(&t, "CognitoChangesRule")["Properties"]["State"],
+        "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    );
+    let selectors = resource(&t, "CognitoChangesTrail")["Properties"]["AdvancedEventSelectors"]
+        .as_array()
+        .unwrap();
+    assert_eq!(selectors.len(), 1, "{selectors:?}");
+    let fields = selectors[0]["FieldSelectors"].as_array().unwrap();
+    assert!(fields.contains(&json!({"Field": "eventCategory", "Equals": ["Management"]})));
+    assert!(
+        !fields.iter().any(|f| f["Field"] == "readOnly"),
+        "reads and writes alike: {fields:?}"
+    );
+    assert!(fields.contains(&json!({
+        "Field": "eventSource",
+        "NotEquals": ["kms.amazonaws.com", "rdsdata.amazonaws.com"]
+    })));
+}
+
+#[test]
+fn a_created_trail_logs_management_events_validated_and_encrypted_in_a_private_bucket() {
     let t = template();
     let trail = resource(&t, "CognitoChangesTrail");
     assert_eq!(trail["Condition"], "CreateTrail");
@@ -1134,12 +1171,32 @@ fn a_created_trail_logs_write_management_events_validated_and_encrypted_in_a_pri
     assert_eq!(p["IsLogging"], true);
     assert_eq!(p["EnableLogFileValidation"], true);
     assert_eq!(p["KMSKeyId"], json!({"Fn::GetAtt": ["TrailKey", "Arn"]}));
-    let selectors = p["AdvancedEventSelectors"][0]["FieldSelectors"]
+    let key = &resource(&t, "TrailKey")["Properties"];
+    assert_eq!(key["EnableKeyRotation"], true);
+    // CloudTrail's key policy needs, for a bucket with an S3 Bucket Key: GenerateDataKey*,
+    // DescribeKey and Decrypt, each only for this trail.
+    let trail_arn = json!({"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/${AWS::StackName}-cognito-changes"});
+    let for_cloudtrail: Vec<&Value> = key["KeyPolicy"]["Statement"]
         .as_array()
-        .unwrap();
-    assert!(selectors.contains(&json!({"Field": "eventCategory", "Equals": ["Management"]})));
-    assert!(selectors.contains(&json!({"Field": "readOnly", "Equals": ["false"]})));
-    assert_eq!(resource(&t, "TrailKey")["Properties"]["EnableKeyRotation"], true);
+        .unwrap()
+        .iter()
+        .filter(|s| s["Principal"] == json!({"Service": "cloudtrail.amazonaws.com"}))
+        .collect();
+    for action in ["kms:GenerateDataKey*", "kms:DescribeKey", "kms:Decrypt"] {
+        let statement = for_cloudtrail
+            .iter()
+            .find(|s| s["Action"] == action)
+            .unwrap_or_else(|| panic!("the trail key lets CloudTrail {action}"));
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["aws:SourceArn"], trail_arn,
+            "{statement}"
+        );
+    }
+    assert_eq!(
+        resource(&t, "TrailBucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["BucketKeyEnabled"],
+        true
+    );
     let bucket = resource(&t, "TrailBucket");
     assert_eq!(
         bucket["DeletionPolicy"], "Retain",
