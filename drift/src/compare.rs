@@ -36,16 +36,21 @@ pub enum DriftKind {
     EnabledDiffers,
     /// A live users item whose `sub` the pool no longer has: deleted without a signal.
     Deleted,
+    /// A federated user's attributes differ. Cognito rewrites the attributes an identity
+    /// provider maps at every sign-in of the user, with no API call and so no signal: this is
+    /// how such changes arrive, not a sign that anything upstream is broken.
+    FederatedAttributes,
 }
 
 impl DriftKind {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Missing,
         Self::NoUsersItem,
         Self::NoProfile,
         Self::Stale,
         Self::EnabledDiffers,
         Self::Deleted,
+        Self::FederatedAttributes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,7 +61,15 @@ impl DriftKind {
             Self::Stale => "stale",
             Self::EnabledDiffers => "enabled_differs",
             Self::Deleted => "deleted",
+            Self::FederatedAttributes => "federated_attributes",
         }
+    }
+
+    /// Whether this drift means that a change was missed: what the drift alarm counts. A
+    /// federated user's attributes change at their sign-ins without any event, so a pool of
+    /// such users would find them in every run and keep the alarm firing for nothing.
+    pub fn means_a_missed_change(self) -> bool {
+        self != Self::FederatedAttributes
     }
 }
 
@@ -131,7 +144,7 @@ fn state_drift(user: &PoolUser, item: &StoredItem) -> Option<DriftKind> {
     } else {
         // What a confirmation stands for: an enabled user, confirmed by sign-up or by a
         // password reset (`CONFIRMED`), or federated and signed in (`EXTERNAL_PROVIDER`).
-        let status = ["CONFIRMED", "EXTERNAL_PROVIDER"]
+        let status = ["CONFIRMED", FEDERATED]
             .into_iter()
             .find(|status| *status == user.status());
         (status, Some(true))
@@ -142,7 +155,10 @@ fn state_drift(user: &PoolUser, item: &StoredItem) -> Option<DriftKind> {
     if stored_status != Some(user.status()) {
         return Some(DriftKind::Stale);
     }
-    if is_mirror {
+    // A federated user's version moves at every sign-in (Cognito rewrites each mapped attribute,
+    // changed or not): only a stored field that differs counts, and as their own kind.
+    let federated = user.status() == FEDERATED;
+    if is_mirror && !federated {
         let stored_version = match item.get(COGNITO_MODIFIED_AT) {
             Some(ItemValue::S(text)) => parse_rfc3339(text),
             _ => None,
@@ -163,8 +179,15 @@ fn state_drift(user: &PoolUser, item: &StoredItem) -> Option<DriftKind> {
         .filter(|(name, _)| !not_compared(name))
         .map(|(name, value)| (*name, comparable(value)));
     let same = stored_fields.eq(expected_fields);
-    (!same).then_some(DriftKind::Stale)
+    match (same, federated) {
+        (true, _) => None,
+        (false, true) => Some(DriftKind::FederatedAttributes),
+        (false, false) => Some(DriftKind::Stale),
+    }
 }
+
+/// Cognito's status of a user who signs in through an identity provider.
+const FEDERATED: &str = "EXTERNAL_PROVIDER";
 
 /// A value as compared: Cognito's own `cognito:` pseudo-attributes (`cognito:user_status`, the
 /// aliases), which the Post Confirmation event carries and `ListUsers` does not, are left out of
@@ -285,6 +308,66 @@ mod tests {
                 Some(DriftKind::Missing)
             );
         }
+    }
+
+    #[test]
+    fn a_federated_users_attributes_changed_at_a_sign_in_are_their_own_kind_and_no_missed_change() {
+        let before = user(
+            &[("email", "fed@example.com"), ("name", "Fed")],
+            "EXTERNAL_PROVIDER",
+            true,
+            at(10),
+        );
+        let stored = mirror_of(&before, at(20));
+        // The identity provider's claim changed: Cognito rewrote it at the sign-in.
+        let renamed = user(
+            &[("email", "fed@example.com"), ("name", "Fed Renamed")],
+            "EXTERNAL_PROVIDER",
+            true,
+            at(30),
+        );
+        assert_eq!(
+            drift(&renamed, Some(&stored), true),
+            Some(DriftKind::FederatedAttributes)
+        );
+        assert!(!DriftKind::FederatedAttributes.means_a_missed_change());
+        // Every sign-in rewrites each mapped attribute and moves the version: unchanged values
+        // are no drift at all, for the item a refresh wrote and for a confirmation's.
+        let signed_in_again = user(
+            &[("email", "fed@example.com"), ("name", "Fed")],
+            "EXTERNAL_PROVIDER",
+            true,
+            at(40),
+        );
+        assert_eq!(drift(&signed_in_again, Some(&stored), true), None);
+        assert_eq!(
+            drift(&signed_in_again, Some(&confirmation_of(&before, at(20))), true),
+            None
+        );
+        assert_eq!(
+            drift(&renamed, Some(&confirmation_of(&before, at(20))), true),
+            Some(DriftKind::FederatedAttributes)
+        );
+        // What no sign-in explains still counts as a missed change.
+        let disabled = user(
+            &[("email", "fed@example.com"), ("name", "Fed")],
+            "EXTERNAL_PROVIDER",
+            false,
+            at(40),
+        );
+        assert_eq!(
+            drift(&disabled, Some(&stored), true),
+            Some(DriftKind::EnabledDiffers)
+        );
+        assert_eq!(drift(&before, Some(&stored), false), Some(DriftKind::NoProfile));
+        assert_eq!(drift(&before, None, false), Some(DriftKind::Missing));
+        // A user who is not federated is stale for the same change.
+        let local = user(&[("name", "Ana")], "CONFIRMED", true, at(10));
+        let local_renamed = user(&[("name", "Ana Renamed")], "CONFIRMED", true, at(30));
+        assert_eq!(
+            drift(&local_renamed, Some(&mirror_of(&local, at(20))), true),
+            Some(DriftKind::Stale)
+        );
     }
 
     #[test]

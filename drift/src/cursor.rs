@@ -69,6 +69,10 @@ pub struct Counts {
     pub stale: u64,
     pub enabled_differs: u64,
     pub deleted: u64,
+    /// Federated users whose attributes differ ([`DriftKind::FederatedAttributes`]); absent from
+    /// the cursors of a run begun before the kind existed.
+    #[serde(default)]
+    pub federated_attributes: u64,
     /// `ListUsers` calls refused for the rate (or failing transiently): each slowed the walk.
     pub throttles: u64,
     /// Listed users Cognito returned in a shape this service cannot store (no `sub`, say).
@@ -97,6 +101,7 @@ impl Counts {
             DriftKind::Stale => self.stale,
             DriftKind::EnabledDiffers => self.enabled_differs,
             DriftKind::Deleted => self.deleted,
+            DriftKind::FederatedAttributes => self.federated_attributes,
         }
     }
 
@@ -108,11 +113,22 @@ impl Counts {
             DriftKind::Stale => &mut self.stale,
             DriftKind::EnabledDiffers => &mut self.enabled_differs,
             DriftKind::Deleted => &mut self.deleted,
+            DriftKind::FederatedAttributes => &mut self.federated_attributes,
         }
     }
 
-    /// Users found to differ, every kind together.
+    /// Users found to differ because a change was missed: every kind but a federated user's
+    /// attributes ([`DriftKind::means_a_missed_change`]). What the drift alarm counts.
     pub fn drift(&self) -> u64 {
+        DriftKind::ALL
+            .iter()
+            .filter(|kind| kind.means_a_missed_change())
+            .map(|kind| self.of(*kind))
+            .sum()
+    }
+
+    /// Users found to differ, every kind together: each was sent a refresh signal.
+    pub fn differing(&self) -> u64 {
         DriftKind::ALL.iter().map(|kind| self.of(*kind)).sum()
     }
 }
@@ -324,6 +340,25 @@ mod tests {
         );
         assert_eq!(cursor.difference().unwrap(), difference);
         assert_eq!(cursor.counts.drift(), 1);
+    }
+
+    #[test]
+    fn a_federated_users_attributes_are_signalled_but_not_counted_as_drift() {
+        let mut counts = Counts::default();
+        counts.add(DriftKind::FederatedAttributes);
+        counts.add(DriftKind::FederatedAttributes);
+        counts.add(DriftKind::Stale);
+        assert_eq!((counts.drift(), counts.differing()), (1, 3));
+    }
+
+    #[test]
+    fn a_cursor_of_a_run_begun_before_the_federated_kind_still_decodes() {
+        let mut cursor = cursor();
+        cursor.counts.add(DriftKind::Missing);
+        let body = encode(&RunMessage::Continue(Box::new(cursor.clone()))).unwrap();
+        let older = body.replace(r#","federated_attributes":0"#, "");
+        assert_ne!(older, body);
+        assert_eq!(decode(&older).unwrap(), RunMessage::Continue(Box::new(cursor)));
     }
 
     #[test]

@@ -312,7 +312,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     bar.finish_and_clear();
 
     let counts = &cursor.counts;
-    let drift = counts.drift();
+    // Everything that differs, a federated user's attributes included: each gets a signal.
+    let drift = counts.differing();
     let refused = counts.signals_refused;
     let outcome = match (drift, args.repair) {
         (0, _) => Outcome::Done,
@@ -376,6 +377,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
             "stale": report.subs(&[DriftKind::Stale]),
             "enabled_differs": report.subs(&[DriftKind::EnabledDiffers]),
             "orphans": report.subs(&[DriftKind::Deleted]),
+            "federated_attributes": report.subs(&[DriftKind::FederatedAttributes]),
             "deletions_complete": counts.deletions_complete,
             "in_sync": drift == 0,
             "enqueued": counts.signals_sent,

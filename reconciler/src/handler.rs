@@ -331,6 +331,7 @@ fn finished(deps: &Deps, cursor: &Cursor) {
         stale = counts.stale,
         enabled_differs = counts.enabled_differs,
         deleted = counts.deleted,
+        federated_attributes = counts.federated_attributes,
         deletions_complete = counts.deletions_complete,
         unusable = counts.unusable,
         throttles = counts.throttles,
@@ -339,7 +340,14 @@ fn finished(deps: &Deps, cursor: &Cursor) {
         invocations = counts.invocations,
         resumed = counts.resumed,
     );
-    let mut metrics = Metrics::<RunMetric>::new(&deps.metrics);
+    // Stamped with the run's start: each scheduled run in its own period of the drift alarm.
+    run_metrics(&deps.metrics, counts, duration_ms)
+        .emit_at((started_at.unix_timestamp_nanos() / 1_000_000) as u64);
+}
+
+/// A finished run's metrics; `DriftFound` is what `ReconcileDriftAlarm` reads.
+fn run_metrics(config: &MetricsConfig, counts: &drift::Counts, duration_ms: u64) -> Metrics<RunMetric> {
+    let mut metrics = Metrics::<RunMetric>::new(config);
     metrics.count(RunMetric::DriftFound, counts.drift());
     for kind in DriftKind::ALL {
         metrics.count(RunMetric::of_kind(kind), counts.of(kind));
@@ -351,6 +359,37 @@ fn finished(deps: &Deps, cursor: &Cursor) {
     metrics.count(RunMetric::RunsCompleted, 1);
     metrics.count(RunMetric::RunPages, counts.pages);
     metrics.sample(RunMetric::RunDuration, duration_ms as f64);
-    // Stamped with the run's start: each scheduled run in its own period of the drift alarm.
-    metrics.emit_at((started_at.unix_timestamp_nanos() / 1_000_000) as u64);
+    metrics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drift_alarms_metric_counts_missed_changes_and_not_federated_sign_ins() {
+        let config = MetricsConfig {
+            namespace: "CognitoUserSync".into(),
+            service: "stack-a".into(),
+        };
+        let mut counts = drift::Counts::default();
+        for kind in [
+            DriftKind::Missing,
+            DriftKind::Stale,
+            DriftKind::FederatedAttributes,
+            DriftKind::FederatedAttributes,
+        ] {
+            counts.add(kind);
+        }
+        counts.deletions_complete = true;
+        let lines = run_metrics(&config, &counts, 1_500).to_emf_lines(1_795_000_000_000);
+        let [line] = lines.as_slice() else {
+            panic!("one line: {lines:?}");
+        };
+        let document: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(document["DriftFound"], 2.0);
+        assert_eq!(document["DriftFederatedAttributes"], 2.0);
+        assert_eq!(document["DriftStale"], 1.0);
+        assert_eq!(document["_aws"]["Timestamp"], 1_795_000_000_000u64);
+    }
 }

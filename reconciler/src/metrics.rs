@@ -18,7 +18,8 @@ shared::metric_names! {
 
 shared::metric_names! {
     pub enum RunMetric {
-        /// Users whose tables differed from the pool, every kind together.
+        /// Users whose tables differed from the pool because a change was missed: every kind
+        /// but `DriftFederatedAttributes`. What `ReconcileDriftAlarm` reads.
         DriftFound = Count,
         DriftMissing = Count,
         DriftNoUsersItem = Count,
@@ -26,6 +27,9 @@ shared::metric_names! {
         DriftStale = Count,
         DriftEnabledDiffers = Count,
         DriftDeleted = Count,
+        /// Federated users whose attributes changed at a sign-in (no event brings those): kept
+        /// out of `DriftFound`.
+        DriftFederatedAttributes = Count,
         /// 1 when more users were deleted without a signal than one run can list.
         DeletionsIncomplete = Count,
         /// Runs that ended.
@@ -47,6 +51,7 @@ impl RunMetric {
             DriftKind::Stale => Self::DriftStale,
             DriftKind::EnabledDiffers => Self::DriftEnabledDiffers,
             DriftKind::Deleted => Self::DriftDeleted,
+            DriftKind::FederatedAttributes => Self::DriftFederatedAttributes,
         }
     }
 }

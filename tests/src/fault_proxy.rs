@@ -44,6 +44,7 @@ pub const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
 /// SQS's send, in the JSON protocol the SDK uses, as the trigger sends it.
 pub const SEND_MESSAGE: &str = "AmazonSQS.SendMessage";
 pub const ADMIN_GET_USER: &str = "AWSCognitoIdentityProviderService.AdminGetUser";
+pub const LIST_USERS: &str = "AWSCognitoIdentityProviderService.ListUsers";
 /// SES v2's `SendEmail` (`POST /v2/email/outbound-emails`: REST, no `X-Amz-Target`), named so.
 pub const SES_SEND_EMAIL: &str = "SESv2.SendEmail";
 

@@ -330,6 +330,31 @@ async fn every_kind_of_drift_converges_in_one_scheduled_run_and_the_next_finds_n
             .iter()
             .any(|line| line.contains(EMAIL_DOMAIN) || line.contains("Ýrr"))
     );
+    // 6. What the drift alarm reads of the two runs: a datapoint at each run's start with its
+    //    drift, which breaches the alarm's threshold for the first run and not for the second.
+    let alarm = DriftAlarm::of_deployed_stack(&pipeline).await;
+    let datapoints = alarm.datapoints(&lines);
+    for (run, breaches) in [(&run, true), (&again, false)] {
+        let started_ms = time::OffsetDateTime::parse(
+            run["started_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp_nanos()
+            / 1_000_000;
+        let at_start: Vec<f64> = datapoints
+            .iter()
+            .filter(|(timestamp, _)| i128::from(*timestamp) == started_ms)
+            .map(|(_, value)| *value)
+            .collect();
+        assert_eq!(
+            at_start,
+            vec![run["drift"].as_f64().unwrap()],
+            "{run}\n{datapoints:?}"
+        );
+        assert_eq!(alarm.breaches(at_start[0]), breaches, "{run}");
+    }
+    assert_eq!(datapoints.len(), 2, "one per run: {datapoints:?}");
     progress("reconciliation", started, "converged");
     // The figure docs/architecture.md compares across pool sizes (a ratio, never asserted as
     // a limit here).
@@ -341,9 +366,88 @@ async fn every_kind_of_drift_converges_in_one_scheduled_run_and_the_next_finds_n
     );
 }
 
+/// `ReconcileDriftAlarm` as the template defines it, resolved for the deployed stack.
+struct DriftAlarm {
+    namespace: String,
+    metric: String,
+    service: String,
+    threshold: f64,
+}
+
+impl DriftAlarm {
+    async fn of_deployed_stack(pipeline: &LocalPipeline) -> Self {
+        let template: Value = serde_json::from_str(&e2e::stack::translate(&[]).unwrap()).unwrap();
+        let alarm = &template["Resources"]["ReconcileDriftAlarm"]["Properties"];
+        // The deployed stack takes the parameter's default; the function was given the same.
+        assert_eq!(alarm["Namespace"], serde_json::json!({"Ref": "MetricsNamespace"}));
+        let namespace = template["Parameters"]["MetricsNamespace"]["Default"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            alarm["Dimensions"],
+            serde_json::json!([{"Name": "Service", "Value": {"Ref": "AWS::StackName"}}])
+        );
+        let environment = e2e::stack::function_environment(
+            &pipeline.sdk,
+            pipeline.stack.output("ReconcilerFunctionName").unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(environment["METRICS_NAMESPACE"], namespace);
+        assert_eq!(environment["METRICS_SERVICE"], pipeline.stack.name);
+        assert_eq!(alarm["Statistic"], "Sum");
+        assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold");
+        Self {
+            namespace,
+            metric: alarm["MetricName"].as_str().unwrap().to_owned(),
+            service: pipeline.stack.name.clone(),
+            threshold: alarm["Threshold"].as_f64().unwrap(),
+        }
+    }
+
+    /// The (timestamp, value) of every datapoint the alarm's metric gets from `lines`: EMF
+    /// documents of its namespace, with exactly its dimension set and value.
+    fn datapoints(&self, lines: &[String]) -> Vec<(u64, f64)> {
+        lines
+            .iter()
+            .filter(|line| e2e::emf::is_emf(line))
+            .map(|line| e2e::emf::validate(line).unwrap_or_else(|why| panic!("invalid EMF ({why}): {line}")))
+            .filter(|document| {
+                document["_aws"]["CloudWatchMetrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|directive| {
+                        directive["Namespace"] == self.namespace.as_str()
+                            && directive["Dimensions"] == serde_json::json!([["Service"]])
+                            && directive["Metrics"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|m| m["Name"] == self.metric.as_str() && m["Unit"] == "Count")
+                    })
+                    && document["Service"] == self.service.as_str()
+            })
+            .map(|document| {
+                (
+                    document["_aws"]["Timestamp"].as_u64().unwrap(),
+                    document[self.metric.as_str()].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn breaches(&self, sum: f64) -> bool {
+        sum > self.threshold
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_down_instead_of_failing() {
-    use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy};
+    use e2e::fault_proxy::{Fault, FaultPlan, FaultProxy, LIST_USERS};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let pipeline = LocalPipeline::start_or_panic("reconciliation_resumed", PipelineOptions::default()).await;
     // RECONCILE_RESUME_USERS: 200 in CI; the figure in docs/architecture.md is from 5,000.
     let size = env_number("RECONCILE_RESUME_USERS", 200) as usize;
@@ -372,14 +476,13 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
 
     // Cognito throttles a third of the walk's ListUsers calls; the run is 4 pages, 2 per
     // invocation, at most one page a second (so an invocation lasts a second or more).
-    let wire = FaultProxy::start(FaultPlan::new(5).inject(
-        "AWSCognitoIdentityProviderService.ListUsers",
-        Fault::Throttle,
-        0.33,
-    ))
-    .await
-    .unwrap();
+    let wire = FaultProxy::start(FaultPlan::new(5).inject(LIST_USERS, Fault::Throttle, 0.33))
+        .await
+        .unwrap();
     wire.forward_to(&pipeline.moto_endpoint()).unwrap();
+    // Every page the walk lists, counted where Cognito would see it: a throttled call is
+    // answered by the proxy and never reaches the pool.
+    let listed = || wire.forwarded().get(LIST_USERS).copied().unwrap_or(0);
     let endpoint = wire.endpoint();
     let settings = [
         ("RECONCILE_LISTS_PER_SECOND", "1"),
@@ -395,6 +498,7 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
     let started = pipeline.reconcile_source(&first).poll_once().await.unwrap();
     assert_eq!((started.received, started.deleted), (1, 1), "{started:?}");
     assert!(parsed(&first.log_lines(), "reconcile_progress").any(|p| p["step"] == 1));
+    assert_eq!(listed(), 2, "the first slice listed its 2 pages");
     // The operator sees the run in progress, and no run finished yet.
     pipeline.deliver_logs(&first).await.unwrap();
     let latest = pipeline.ops(&["--json", "reconcile", "--latest"]).await;
@@ -402,15 +506,27 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
     assert_eq!(latest.report()["in_progress"], true, "{latest}");
     assert_eq!(latest.report()["progress"]["step"], 1, "{latest}");
     assert_eq!(latest.report()["latest"], Value::Null, "{latest}");
-    // The next invocation is killed halfway (its second page waits a second for the rate):
-    // its message comes back after the visibility timeout, to a fresh execution environment.
-    let source = pipeline.reconcile_source(&first);
-    let (killed, ()) = tokio::join!(source.poll_once(), async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        first.kill();
+    // The next invocation is killed halfway: the moment the pool has answered its first page,
+    // before the function reads the answer. Its message comes back after the visibility timeout,
+    // to a fresh execution environment, which lists that one page again.
+    let pid = first.pid().expect("the first process runs");
+    let armed = Arc::new(AtomicBool::new(true));
+    wire.after_success(LIST_USERS, {
+        let armed = Arc::clone(&armed);
+        move |_| {
+            if armed.swap(false, Ordering::SeqCst) {
+                e2e::runtime_api::kill_process(pid);
+            }
+        }
     });
-    let killed = killed.unwrap();
+    let killed = pipeline.reconcile_source(&first).poll_once().await.unwrap();
     assert_eq!((killed.received, killed.deleted), (1, 0), "{killed:?}");
+    assert!(
+        !armed.load(Ordering::SeqCst) && !first.is_running(),
+        "killed mid-slice"
+    );
+    let listed_by_the_killed_slice = listed() - 2;
+    assert_eq!(listed_by_the_killed_slice, 1);
     let reconciler = pipeline
         .start_reconciler(Duration::from_secs(20), &settings)
         .await
@@ -433,13 +549,19 @@ async fn a_run_killed_halfway_resumes_where_it_was_and_a_throttled_walk_slows_do
         "resumed from a later step, not from the start: {resumed:?}"
     );
     assert!(run["resumed"].as_u64() >= Some(1), "{run}");
-    // Resumed, not started over: at most one slice (2 pages) walked twice.
+    // Resumed, not started over: the pool saw every page listed once, but the one page the
+    // killed invocation had fetched, listed again by its successor.
     let pages = (size as u64 - deleted.len() as u64).div_ceil(60);
     eprintln!(
-        "reconciliation resumed: users={size} pages={} invocations={} resumed={} throttles={}",
-        run["pages"], run["invocations"], run["resumed"], run["throttles"]
+        "reconciliation resumed: users={size} pages={} listed_on_the_wire={} invocations={} resumed={} throttles={}",
+        run["pages"],
+        listed(),
+        run["invocations"],
+        run["resumed"],
+        run["throttles"]
     );
-    assert!(run["pages"].as_u64().unwrap() <= pages + 2, "{run}");
+    assert_eq!(run["pages"], pages, "{run}");
+    assert_eq!(listed(), pages + listed_by_the_killed_slice, "{run}");
     // A walk slowed below one page per invocation waits in the queue (a delayed message), not
     // in a loop of invocations that cannot take a step.
     assert!(run["invocations"].as_u64().unwrap() <= 2 * pages + 8, "{run}");
