@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, Source, integer_in, optional, required};
+use shared::config::{ConfigError, Source, function_timing, integer_in, optional, required};
 use shared::lifecycle::ProfileOnDeletion;
 
 #[derive(Debug, Clone)]
@@ -29,35 +29,15 @@ pub struct ConsumerConfig {
     pub cognito_gets_per_second: f64,
     /// `ListUsers` calls per second, at most, from one execution environment.
     pub cognito_lists_per_second: f64,
-    /// The welcome email of a first confirmation from sign-up (`None`: off).
-    pub welcome: Option<welcome::WelcomeConfig>,
+    /// The welcome queue, where a first sign-up's welcome is asked for (`None`: the welcome is
+    /// off).
+    pub welcome_queue_url: Option<String>,
 }
 
 impl ConsumerConfig {
     pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
         let in_range = |name, expected, default, range| integer_in(env, name, expected, default, range);
-        const TIMEOUT: &str = "the function's timeout in seconds, 1 to 900 (the template sets it)";
-        if optional(env, "FUNCTION_TIMEOUT_SECONDS").is_none() {
-            return Err(ConfigError::Missing {
-                name: "FUNCTION_TIMEOUT_SECONDS",
-                expected: TIMEOUT,
-            });
-        }
-        let function_timeout =
-            Duration::from_secs(in_range("FUNCTION_TIMEOUT_SECONDS", TIMEOUT, 0, 1..=900)?);
-        let deadline_margin = Duration::from_millis(in_range(
-            "DEADLINE_MARGIN_MS",
-            "a number of milliseconds, at least 100 (to report the results) and less than half of \
-             FUNCTION_TIMEOUT_SECONDS (the records need the rest)",
-            1_000,
-            100..=u64::MAX,
-        )?);
-        if deadline_margin >= function_timeout / 2 {
-            return Err(ConfigError::Invalid {
-                name: "DEADLINE_MARGIN_MS",
-                expected: "less than half of FUNCTION_TIMEOUT_SECONDS (the records need the rest)",
-            });
-        }
+        let (function_timeout, deadline_margin) = function_timing(env)?;
         // Rates for the whole consumer, under the account-wide quotas (UserRead 120/s, UserList
         // 30/s); every execution environment the queue may start takes an equal share, so no
         // number of them can exceed the rates together.
@@ -101,7 +81,7 @@ impl ConsumerConfig {
             },
             cognito_gets_per_second: cognito_gets_per_second / environments,
             cognito_lists_per_second: cognito_lists_per_second / environments,
-            welcome: welcome::WelcomeConfig::from_env(env, function_timeout)?,
+            welcome_queue_url: optional(env, "WELCOME_QUEUE_URL"),
         })
     }
 }

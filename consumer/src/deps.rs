@@ -12,12 +12,18 @@ pub struct Deps {
     pub store: Store,
     /// The user pool, read by refresh signals.
     pub pool: pool_reader::PoolReader,
-    /// The welcome email's sender, when the welcome is configured.
-    pub mailer: Option<welcome::ses::Mailer>,
+    /// Where a first sign-up's welcome is asked for, when the welcome is on.
+    pub welcome_queue: Option<WelcomeQueue>,
+}
+
+/// The welcome queue: the welcomer sends the welcomes it is asked for there.
+pub struct WelcomeQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub url: String,
 }
 
 impl Deps {
-    /// Connects to DynamoDB and Cognito with one SDK configuration.
+    /// Connects to DynamoDB, Cognito and SQS with one SDK configuration.
     pub async fn connect(config: ConsumerConfig, metrics: MetricsConfig) -> Self {
         let sdk = sdk_config::load(retry::sdk_retry(config.sdk_max_attempts), retry::sdk_timeouts()).await;
         let pool = pool_reader::PoolReader::new(
@@ -33,10 +39,10 @@ impl Deps {
                 &config.profiles_table,
             ),
             pool,
-            mailer: config
-                .welcome
-                .clone()
-                .map(|welcome| welcome::ses::Mailer::connect(&sdk, welcome)),
+            welcome_queue: config.welcome_queue_url.clone().map(|url| WelcomeQueue {
+                client: aws_sdk_sqs::Client::new(&sdk),
+                url,
+            }),
             config,
             metrics,
         }

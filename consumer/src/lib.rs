@@ -3,9 +3,9 @@
 
 pub mod config;
 pub mod deps;
-pub mod greet;
 pub mod handler;
 pub mod metrics;
 pub mod record;
 pub mod refresh;
 pub mod retry;
+pub mod welcome;

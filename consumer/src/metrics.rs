@@ -32,11 +32,8 @@ shared::metric_names! {
         UnattributableSignals = Count,
         /// Retries of a Cognito read beyond the SDK's attempts (throttling included).
         CognitoRetries = Count,
-        /// Welcome emails SES accepted.
-        WelcomeSent = Count,
-        /// Welcome emails SES refused for good (an unverified sender, a missing template, a
-        /// refused recipient): someone has to look.
-        WelcomeFailed = Count,
+        /// First confirmations from sign-up whose welcome was asked for on the welcome queue.
+        WelcomeRequested = Count,
         /// First confirmations from sign-up not greeted: no email, an unverified one, or a
         /// deleted user.
         WelcomeSkipped = Count,

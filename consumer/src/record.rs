@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::deps::Deps;
-use crate::greet::{self, Greeting};
 use crate::refresh::{self, Refreshed};
 use crate::retry::{Service, retrying};
+use crate::welcome::{self, Welcome};
 use tables::{PutOutcome, Table, WriteError};
 
 /// A confirmation that was synced (or found synced already).
@@ -25,9 +25,9 @@ pub struct Synced {
     pub profile_id: ProfileId,
     pub user: PutOutcome,
     pub profile: PutOutcome,
-    /// The welcome (`None`: off). An error fails the record, for SQS to bring back: the items
-    /// above are written either way, and the retry finds them and only does the welcome.
-    pub welcome: Option<Result<Greeting, RecordError>>,
+    /// The welcome's request (`None`: off). An error fails the record, for SQS to bring back:
+    /// the items above are written either way, and the retry finds them and only asks again.
+    pub welcome: Option<Result<Welcome, RecordError>>,
 }
 
 impl Synced {
@@ -67,12 +67,19 @@ pub enum RecordError {
     KeptChanging { rounds: u32 },
     #[error("record did not finish before the invocation's deadline")]
     DeadlineExceeded,
-    #[error("another delivery holds the welcome's claim (lease until {lease_until_ms} ms); retrying later")]
-    WelcomeClaimHeld { lease_until_ms: i64 },
-    #[error("the welcome was not sent: {0}; retrying later")]
-    WelcomeSend(welcome::ses::SendError),
+    #[error("the welcome could not be asked for on the welcome queue ({detail}); retrying later")]
+    WelcomeEnqueue { detail: String },
     #[error("processing the record panicked")]
     Panicked,
+}
+
+impl From<sqs_batch::Isolation> for RecordError {
+    fn from(isolation: sqs_batch::Isolation) -> Self {
+        match isolation {
+            sqs_batch::Isolation::DeadlineExceeded => Self::DeadlineExceeded,
+            sqs_batch::Isolation::Panicked => Self::Panicked,
+        }
+    }
 }
 
 impl RecordError {
@@ -100,8 +107,7 @@ impl RecordError {
             Self::Read(_) => "cognito_read_failed",
             Self::KeptChanging { .. } => "kept_changing",
             Self::DeadlineExceeded => "deadline_exceeded",
-            Self::WelcomeClaimHeld { .. } => "welcome_claim_held",
-            Self::WelcomeSend(_) => "welcome_send_failed_retryable",
+            Self::WelcomeEnqueue { .. } => "welcome_enqueue_failed_retryable",
             Self::Panicked => "panicked",
         }
     }
@@ -194,13 +200,9 @@ pub async fn process(deps: &Deps, body: Option<&str>, deadline: Instant) -> Proc
             match result {
                 Ok(Ok((user_outcome, profile_outcome))) => {
                     let mut synced = synced(&user, user_outcome, profile_outcome);
-                    let mut welcome_retries = 0;
-                    // Bounded by the deadline inside: nothing may cut between a send and its
-                    // record.
-                    let greeting =
-                        greet::greet(deps, &user, user_outcome, deadline, &mut welcome_retries).await;
-                    retries.dynamodb += welcome_retries;
-                    synced.welcome = greeting.transpose();
+                    let requested =
+                        tokio::time::timeout_at(deadline, welcome::request(deps, &user, user_outcome)).await;
+                    synced.welcome = requested.unwrap_or(Some(Err(RecordError::DeadlineExceeded)));
                     Ok(Outcome::Synced(synced))
                 }
                 Ok(Err(err)) => Err(err.into()),

@@ -25,11 +25,7 @@ pub fn sdk_retry(max_attempts: u32) -> RetryConfig {
 
 /// How long one request may take: to connect, per attempt, and for the call with its retries.
 pub fn sdk_timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(6))
-        .build()
+    sdk_config::record_call_timeouts()
 }
 
 /// The retries of a put beyond the SDK's. The invocation's deadline bounds the total; the cap

@@ -259,7 +259,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
 
 /// Makes the messages visible again now; returns how many could not be (they reappear by
 /// themselves when the hold ends).
-async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[Message]) -> usize {
+pub(crate) async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[Message]) -> usize {
     let mut failed = 0;
     for chunk in messages.chunks(queue::MAX_BATCH) {
         let entries: Result<Vec<_>, _> = chunk

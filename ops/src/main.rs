@@ -8,7 +8,8 @@
 //! stack's names) and turns the outcome into an exit code.
 //!
 //! Exit codes: 0 done; 1 an error, or work left undone (the report says what); 2 a bad command
-//! line (clap's message); 3 `reconcile` found confirmed users missing from either table.
+//! line (clap's message); 3 `reconcile` found confirmed users missing from either table; 4
+//! `welcome check` found what stops every welcome.
 //!
 //! Reports go to stdout (one JSON object per line with `--json`); progress bars, resume tokens
 //! and warnings go to stderr, so that stdout stays machine-readable.
@@ -93,8 +94,8 @@ enum Command {
     /// Ask the consumer to bring these users' items up to the pool's state now (a change no
     /// signal brought): one refresh signal per sub on the sync queue.
     Refresh(refresh::Args),
-    /// The welcome email: list the users whose welcome was claimed and never sent (the claim's
-    /// lease ran out, or SES refused it), and --resend greets them.
+    /// The welcome email: `check` that one can be sent; list the users whose welcome did not
+    /// reach them (`unsent`), and `unsent --resend` greets those another mail can help.
     Welcome(welcome::Args),
 }
 
@@ -115,6 +116,8 @@ pub enum Outcome {
     Incomplete,
     /// `reconcile` without `--repair` found confirmed users missing from the table.
     OutOfSync,
+    /// `welcome check` found what stops every welcome.
+    NotReady,
 }
 
 impl Outcome {
@@ -123,6 +126,7 @@ impl Outcome {
             Self::Done => ExitCode::SUCCESS,
             Self::Incomplete => ExitCode::from(1),
             Self::OutOfSync => ExitCode::from(3),
+            Self::NotReady => ExitCode::from(4),
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct Ctx {
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ses: aws_sdk_sesv2::Client,
+    pub iam: aws_sdk_iam::Client,
     pub names: stack::Names,
     pub printer: Printer,
 }
@@ -199,6 +205,8 @@ async fn run(cli: Cli) -> Result<Outcome> {
         cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
         lambda: aws_sdk_lambda::Client::new(&sdk),
         logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+        ses: aws_sdk_sesv2::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
         names: stack::Names::new(
             aws_sdk_cloudformation::Client::new(&sdk),
             global.stack_name,

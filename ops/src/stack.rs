@@ -24,6 +24,9 @@ pub enum StackOutput {
     UserPoolId,
     ReconcileQueueUrl,
     ReconcilerLogGroupName,
+    WelcomeQueueUrl,
+    WelcomeDeadLetterQueueUrl,
+    WelcomerFunctionName,
 }
 
 impl StackOutput {
@@ -37,6 +40,9 @@ impl StackOutput {
             Self::UserPoolId => "UserPoolId",
             Self::ReconcileQueueUrl => "ReconcileQueueUrl",
             Self::ReconcilerLogGroupName => "ReconcilerLogGroupName",
+            Self::WelcomeQueueUrl => "WelcomeQueueUrl",
+            Self::WelcomeDeadLetterQueueUrl => "WelcomeDeadLetterQueueUrl",
+            Self::WelcomerFunctionName => "WelcomerFunctionName",
         }
     }
 
@@ -52,6 +58,10 @@ impl StackOutput {
             Self::UserPoolId => "--function-arn",
             Self::ReconcileQueueUrl => "--reconcile-queue-url",
             Self::ReconcilerLogGroupName => "--log-group",
+            Self::WelcomeQueueUrl | Self::WelcomeDeadLetterQueueUrl => {
+                "--stack-name of a stack deployed with WelcomeSenderIdentity"
+            }
+            Self::WelcomerFunctionName => "--function-name",
         }
     }
 }
@@ -139,6 +149,20 @@ impl Names {
     /// The trigger function's ARN: `explicit` (a subcommand's `--function-arn`) or the stack's.
     pub async fn trigger_function_arn(&self, explicit: Option<&str>) -> Result<String, StackError> {
         self.resolve(explicit, StackOutput::TriggerFunctionArn).await
+    }
+
+    /// The welcome queue and its dead-letter queue (the stack's; every stack has both).
+    pub async fn welcome_queues(&self) -> Result<(String, String), StackError> {
+        Ok((
+            self.resolve(None, StackOutput::WelcomeQueueUrl).await?,
+            self.resolve(None, StackOutput::WelcomeDeadLetterQueueUrl).await?,
+        ))
+    }
+
+    /// The welcomer function: `explicit` (`welcome check --function-name`) or the stack's, which
+    /// has one only when deployed with the welcome on.
+    pub async fn welcomer_function(&self, explicit: Option<&str>) -> Result<String, StackError> {
+        self.resolve(explicit, StackOutput::WelcomerFunctionName).await
     }
 
     /// The stack the names come from (`--stack-name`), for messages.

@@ -50,6 +50,17 @@ async fn load_with(
     loader.load().await
 }
 
+/// How long one request of an SQS-driven function may take (the consumer's and the
+/// welcomer's DynamoDB, Cognito and SQS calls): 1 s to connect, 2 s per attempt, 6 s for the
+/// call with its retries, each well inside a record's share of a 30 s invocation.
+pub fn record_call_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(2))
+        .operation_timeout(std::time::Duration::from_secs(6))
+        .build()
+}
+
 /// Whether the environment provider would answer: both variables set and not blank.
 fn environment_has_credentials(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
     CREDENTIAL_VARIABLES

@@ -86,6 +86,46 @@ pub fn integer_in(
     }
 }
 
+/// An SQS-driven function's timing: its own timeout (`FUNCTION_TIMEOUT_SECONDS`, which the
+/// template sets beside `Timeout`: Lambda tells a function its deadline per invocation only, so
+/// a margin that could never work is refused at start-up) and the time it keeps before each
+/// invocation's deadline to report its batch (`DEADLINE_MARGIN_MS`, default 1 s, less than half
+/// the timeout).
+pub fn function_timing(
+    source: &dyn Source,
+) -> Result<(std::time::Duration, std::time::Duration), ConfigError> {
+    use std::time::Duration;
+    const TIMEOUT: &str = "the function's timeout in seconds, 1 to 900 (the template sets it)";
+    if optional(source, "FUNCTION_TIMEOUT_SECONDS").is_none() {
+        return Err(ConfigError::Missing {
+            name: "FUNCTION_TIMEOUT_SECONDS",
+            expected: TIMEOUT,
+        });
+    }
+    let timeout = Duration::from_secs(integer_in(
+        source,
+        "FUNCTION_TIMEOUT_SECONDS",
+        TIMEOUT,
+        0,
+        1..=900,
+    )?);
+    let margin = Duration::from_millis(integer_in(
+        source,
+        "DEADLINE_MARGIN_MS",
+        "a number of milliseconds, at least 100 (to report the results) and less than half of \
+         FUNCTION_TIMEOUT_SECONDS (the records need the rest)",
+        1_000,
+        100..=u64::MAX,
+    )?);
+    if margin >= timeout / 2 {
+        return Err(ConfigError::Invalid {
+            name: "DEADLINE_MARGIN_MS",
+            expected: "less than half of FUNCTION_TIMEOUT_SECONDS (the records need the rest)",
+        });
+    }
+    Ok((timeout, margin))
+}
+
 /// A function's own configuration and its metrics' (`METRICS_NAMESPACE`, `METRICS_SERVICE`),
 /// read at init. A bad setting is logged as `config_invalid`, naming the variable, and returned:
 /// Lambda reports it as the init error.

@@ -57,25 +57,30 @@ pub const WRITE_STAMPS: [&str; 2] = [REVISION, "updated_at"];
 /// Fields of the users item set once and carried over by every later write.
 pub const CARRIED: [&str; 2] = ["created_at", "confirmed_at"];
 
-/// The welcome email's record on the users item (the consumer's welcome step), each write of
-/// it conditional and bumping [`REVISION`]: which delivery claimed the send, when, until when
-/// its claim keeps others off (epoch milliseconds), when SES accepted it and its message id,
-/// and SES's error code when it refused for good.
+/// The welcome email's record on the users item (the welcomer's), each write of it conditional
+/// and bumping [`REVISION`]: which delivery claimed the send, when, until when its claim keeps
+/// others off (epoch milliseconds), when SES accepted it and its message id, SES's error code
+/// when it refused for good, and the latest problem SES reported after accepting it (a bounce,
+/// a complaint, a rejection, a rendering failure, a delay) with when.
 pub const WELCOME_CLAIM: &str = "welcome_claim";
 pub const WELCOME_CLAIMED_AT: &str = "welcome_claimed_at";
 pub const WELCOME_LEASE_UNTIL: &str = "welcome_lease_until";
 pub const WELCOME_SENT_AT: &str = "welcome_sent_at";
 pub const WELCOME_MESSAGE_ID: &str = "welcome_message_id";
 pub const WELCOME_FAILED: &str = "welcome_failed";
+pub const WELCOME_PROBLEM: &str = "welcome_problem";
+pub const WELCOME_PROBLEM_AT: &str = "welcome_problem_at";
 /// Carried over by every mirror write: a refresh never forgets that a welcome was claimed or
-/// sent (else a redelivered confirmation would greet the user again).
-pub const WELCOME_FIELDS: [&str; 6] = [
+/// sent (else a redelivered confirmation would greet the user again), nor what became of it.
+pub const WELCOME_FIELDS: [&str; 8] = [
     WELCOME_CLAIM,
     WELCOME_CLAIMED_AT,
     WELCOME_LEASE_UNTIL,
     WELCOME_SENT_AT,
     WELCOME_MESSAGE_ID,
     WELCOME_FAILED,
+    WELCOME_PROBLEM,
+    WELCOME_PROBLEM_AT,
 ];
 
 /// Whether a user of this Cognito status has been confirmed at least once, and so belongs in the

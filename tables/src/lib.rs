@@ -18,14 +18,17 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use shared::lifecycle::{
     DELETED_AT, Expected, PROFILE_DELETED_AT, REVISION, StoredItem, StoredProfile, StoredUser, WELCOME_CLAIM,
-    WELCOME_CLAIMED_AT, WELCOME_FAILED, WELCOME_LEASE_UNTIL, WELCOME_MESSAGE_ID, WELCOME_SENT_AT,
-    profile_tombstone_item,
+    WELCOME_CLAIMED_AT, WELCOME_FAILED, WELCOME_LEASE_UNTIL, WELCOME_MESSAGE_ID, WELCOME_PROBLEM,
+    WELCOME_PROBLEM_AT, WELCOME_SENT_AT, profile_tombstone_item,
 };
 use shared::mapping::{Item, ItemValue, PROFILES_KEY, USERS_KEY};
 
-/// The users item's address and its flag, as the mapping writes them.
+/// The users item's address and its flag, the username and every attribute, as the mapping
+/// writes them.
 const EMAIL: &str = "email";
 const EMAIL_VERIFIED: &str = "email_verified";
+const USERNAME: &str = "username";
+const ATTRIBUTES: &str = "attributes";
 
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
@@ -92,6 +95,12 @@ impl Store {
             users_table: users_table.to_owned(),
             profiles_table: profiles_table.to_owned(),
         }
+    }
+
+    /// A store of the users table alone, for a function that writes nothing else (the
+    /// welcomer): it is given no profiles table, and a call on one would be refused.
+    pub fn users_only(client: aws_sdk_dynamodb::Client, users_table: &str) -> Self {
+        Self::new(client, users_table, "")
     }
 
     fn table_name(&self, table: Table) -> &str {
@@ -226,9 +235,14 @@ impl Store {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WelcomeClaim {
     /// This delivery may send, to this address: the users item's verified `email` as it is
-    /// now (a change since the sign-up reached the item, not the message's). No one has sent,
-    /// and no live claim holds it.
-    Claimed { email: String },
+    /// now (a change since the sign-up reached the item, not the message's), with what the
+    /// mail is rendered from, also as the item has it now. No one has sent, and no live claim
+    /// holds it.
+    Claimed {
+        email: String,
+        username: String,
+        attributes: std::collections::BTreeMap<String, String>,
+    },
     /// A welcome was sent already (a redelivery, a second confirmation).
     AlreadySent,
     /// Another delivery claimed it and its lease has not run out: it may be sending now.
@@ -247,7 +261,7 @@ pub enum WelcomeResult<'a> {
         message_id: &'a str,
     },
     /// SES refused for good (its error code): the claim is left to expire, and `ops welcome
-    /// --unsent` lists the user.
+    /// unsent` lists the user.
     Refused {
         code: &'a str,
     },
@@ -300,13 +314,25 @@ impl Store {
             .await;
         let err = match result {
             Ok(claimed) => {
-                let email = claimed
-                    .attributes()
-                    .and_then(|item| item.get(EMAIL))
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                return Ok(WelcomeClaim::Claimed { email });
+                let item = claimed.attributes();
+                let text = |name: &str| {
+                    item.and_then(|item| item.get(name))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let attributes = match item.and_then(|item| item.get(ATTRIBUTES)) {
+                    Some(AttributeValue::M(map)) => map
+                        .iter()
+                        .filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())))
+                        .collect(),
+                    _ => Default::default(),
+                };
+                return Ok(WelcomeClaim::Claimed {
+                    email: text(EMAIL),
+                    username: text(USERNAME),
+                    attributes,
+                });
             }
             Err(err) => err,
         };
@@ -357,11 +383,14 @@ impl Store {
         let request = match result {
             WelcomeResult::Sent { at, message_id } => request
                 .update_expression(
-                    "SET #sent = :at, #message = :message, #revision = #revision + :one REMOVE #failed",
+                    "SET #sent = :at, #message = :message, #revision = #revision + :one \
+                     REMOVE #failed, #problem, #problem_at",
                 )
                 .expression_attribute_names("#sent", WELCOME_SENT_AT)
                 .expression_attribute_names("#message", WELCOME_MESSAGE_ID)
                 .expression_attribute_names("#failed", WELCOME_FAILED)
+                .expression_attribute_names("#problem", WELCOME_PROBLEM)
+                .expression_attribute_names("#problem_at", WELCOME_PROBLEM_AT)
                 .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
                 .expression_attribute_values(":message", AttributeValue::S(message_id.to_owned())),
             WelcomeResult::Refused { code } => request
@@ -370,6 +399,115 @@ impl Store {
                 .expression_attribute_values(":code", AttributeValue::S(code.to_owned())),
         };
         match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(classify("UpdateItem", Table::Users, &err)),
+        }
+    }
+}
+
+impl Store {
+    /// Gives up `claim` on the welcome of `sub` when its send certainly did not happen (SES
+    /// refused it for the rate, say), so that the next try need not wait out the lease: `false`
+    /// if the claim is no longer this delivery's.
+    pub async fn release_welcome(&self, sub: &str, claim: &str) -> Result<bool, WriteError> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key(USERS_KEY, AttributeValue::S(sub.to_owned()))
+            .update_expression("REMOVE #claim, #claimed_at, #lease SET #revision = #revision + :one")
+            .condition_expression("#claim = :claim AND attribute_not_exists(#sent)")
+            .expression_attribute_names("#claim", WELCOME_CLAIM)
+            .expression_attribute_names("#claimed_at", WELCOME_CLAIMED_AT)
+            .expression_attribute_names("#lease", WELCOME_LEASE_UNTIL)
+            .expression_attribute_names("#sent", WELCOME_SENT_AT)
+            .expression_attribute_names("#revision", REVISION)
+            .expression_attribute_values(":claim", AttributeValue::S(claim.to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(classify("UpdateItem", Table::Users, &err)),
+        }
+    }
+
+    /// Reopens the welcome of `sub` that SES accepted and then reported as `problem` (a
+    /// rendering failure or a rejection, once the cause is fixed): its send, record and claim are
+    /// removed so that a new request claims and sends it. `false` if the item no longer records
+    /// that problem (or is a tombstone).
+    pub async fn reopen_welcome(&self, sub: &str, problem: &str) -> Result<bool, WriteError> {
+        let reopened = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key(USERS_KEY, AttributeValue::S(sub.to_owned()))
+            .update_expression(
+                "REMOVE #sent, #message, #problem, #problem_at, #claim, #claimed_at, #lease \
+                 SET #revision = #revision + :one",
+            )
+            .condition_expression("#problem = :problem AND attribute_not_exists(#deleted)")
+            .expression_attribute_names("#sent", WELCOME_SENT_AT)
+            .expression_attribute_names("#message", WELCOME_MESSAGE_ID)
+            .expression_attribute_names("#problem", WELCOME_PROBLEM)
+            .expression_attribute_names("#problem_at", WELCOME_PROBLEM_AT)
+            .expression_attribute_names("#claim", WELCOME_CLAIM)
+            .expression_attribute_names("#claimed_at", WELCOME_CLAIMED_AT)
+            .expression_attribute_names("#lease", WELCOME_LEASE_UNTIL)
+            .expression_attribute_names("#deleted", DELETED_AT)
+            .expression_attribute_names("#revision", REVISION)
+            .expression_attribute_values(":problem", AttributeValue::S(problem.to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .send()
+            .await;
+        match reopened {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(classify("UpdateItem", Table::Users, &err)),
+        }
+    }
+
+    /// Records what SES reported of the welcome of `sub` after accepting it (`problem`, one of
+    /// `welcome::message::Problem`'s labels, reported at `at`, RFC 3339) of the mail SES numbered
+    /// `ses_message_id`: on a live users item only, for the welcome it records (or one whose
+    /// record was lost), and only if no later report is recorded (SES's events may arrive out of
+    /// order). `false` when nothing was written for that.
+    pub async fn record_welcome_problem(
+        &self,
+        sub: &str,
+        ses_message_id: &str,
+        problem: &str,
+        at: &str,
+    ) -> Result<bool, WriteError> {
+        let recorded = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key(USERS_KEY, AttributeValue::S(sub.to_owned()))
+            .update_expression(
+                "SET #problem = :problem, #problem_at = :at, #revision = if_not_exists(#revision, :zero) + :one",
+            )
+            .condition_expression(
+                "attribute_exists(#key) AND attribute_not_exists(#deleted) \
+                 AND (attribute_not_exists(#message) OR #message = :message) \
+                 AND (attribute_not_exists(#problem_at) OR #problem_at < :at)",
+            )
+            .expression_attribute_names("#message", WELCOME_MESSAGE_ID)
+            .expression_attribute_values(":message", AttributeValue::S(ses_message_id.to_owned()))
+            .expression_attribute_names("#key", USERS_KEY)
+            .expression_attribute_names("#deleted", DELETED_AT)
+            .expression_attribute_names("#problem", WELCOME_PROBLEM)
+            .expression_attribute_names("#problem_at", WELCOME_PROBLEM_AT)
+            .expression_attribute_names("#revision", REVISION)
+            .expression_attribute_values(":problem", AttributeValue::S(problem.to_owned()))
+            .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .send()
+            .await;
+        match recorded {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(classify("UpdateItem", Table::Users, &err)),

@@ -47,6 +47,19 @@ pub const ADMIN_GET_USER: &str = "AWSCognitoIdentityProviderService.AdminGetUser
 pub const LIST_USERS: &str = "AWSCognitoIdentityProviderService.ListUsers";
 /// SES v2's `SendEmail` (`POST /v2/email/outbound-emails`: REST, no `X-Amz-Target`), named so.
 pub const SES_SEND_EMAIL: &str = "SESv2.SendEmail";
+/// SES v2's `GetAccount` (`GET /v2/email/account`), which moto does not implement.
+pub const SES_GET_ACCOUNT: &str = "SESv2.GetAccount";
+/// SES v2's `GetEmailTemplate` (`GET /v2/email/templates/NAME`), which moto does not implement.
+pub const SES_GET_EMAIL_TEMPLATE: &str = "SESv2.GetEmailTemplate";
+/// SES v2's `GetConfigurationSet` (`GET /v2/email/configuration-sets/NAME`), whose answer from
+/// moto the SDK cannot read (moto nests `SendingOptions.SendingEnabled` in an object).
+pub const SES_GET_CONFIGURATION_SET: &str = "SESv2.GetConfigurationSet";
+/// SES v2's `TestRenderEmailTemplate` (`POST /v2/email/templates/NAME/render`), which moto does
+/// not implement.
+pub const SES_TEST_RENDER: &str = "SESv2.TestRenderEmailTemplate";
+/// IAM's `SimulatePrincipalPolicy` (query protocol: `Action=` in a form body; the proxy names
+/// every query-protocol call `Query.ACTION`), which moto does not implement.
+pub const IAM_SIMULATE: &str = "Query.SimulatePrincipalPolicy";
 
 /// What the proxy does to one request instead of forwarding it plainly.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +78,16 @@ pub enum Fault {
     /// Forwards, then closes the connection instead of answering: the call took effect and the
     /// caller cannot know it.
     LoseResponse,
+    /// Answers with this status and body instead of forwarding: what AWS answers, as its API
+    /// reference documents it, for a call moto does not implement (SES's `GetAccount`, IAM's
+    /// policy simulator) or a state moto cannot reach (a paused account, a spent quota). An
+    /// error's code goes in `error_type` (`x-amzn-ErrorType`), as the SDK reads it.
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+        error_type: Option<&'static str>,
+    },
 }
 
 impl Fault {
@@ -76,6 +99,7 @@ impl Fault {
             Self::Latency { .. } => "latency",
             Self::Drop => "drop",
             Self::LoseResponse => "lost_response",
+            Self::Answer { .. } => "answer",
         }
     }
 }
@@ -355,9 +379,7 @@ async fn handle(
         .unwrap_or_default()
         .to_owned();
     let operation = match operation.as_str() {
-        "" if parts.method == hyper::Method::POST && parts.uri.path() == "/v2/email/outbound-emails" => {
-            SES_SEND_EMAIL.to_owned()
-        }
+        "" => rest_or_query_operation(&parts.method, parts.uri.path(), &body).unwrap_or_default(),
         _ => operation,
     };
     let decision = state.decide(&operation);
@@ -368,6 +390,23 @@ async fn handle(
         Some(Fault::Throttle) => return Ok(throttled(&operation, decision.variant).map(Full::new)),
         Some(Fault::ServerError) => return Ok(server_error(&operation, decision.variant).map(Full::new)),
         Some(Fault::Drop) => return Err(DropConnection),
+        Some(Fault::Answer {
+            status,
+            content_type,
+            body,
+            error_type,
+        }) => {
+            let mut answer = Response::builder()
+                .status(*status)
+                .header(CONTENT_TYPE, *content_type)
+                .header("x-amzn-RequestId", uuid::Uuid::new_v4().to_string());
+            if let Some(code) = error_type {
+                answer = answer.header("x-amzn-ErrorType", *code);
+            }
+            return Ok(answer
+                .body(Full::new(Bytes::from(body.clone())))
+                .expect("a valid response"));
+        }
         Some(Fault::Latency { min, max }) => {
             let extra = max.saturating_sub(*min).mul_f64(decision.variant);
             tokio::time::sleep(*min + extra).await;
@@ -478,6 +517,28 @@ impl State {
     }
 }
 
+/// The name of a call without `X-Amz-Target`: SES v2's REST operations this project makes, by
+/// method and path, and a query-protocol call (IAM's, CloudFormation's), by the `Action` of its
+/// form body.
+fn rest_or_query_operation(method: &hyper::Method, path: &str, body: &[u8]) -> Option<String> {
+    use hyper::Method;
+    let templates = path.strip_prefix("/v2/email/templates/");
+    let name = match (method, path) {
+        (&Method::POST, "/v2/email/outbound-emails") => SES_SEND_EMAIL,
+        (&Method::GET, "/v2/email/account") => SES_GET_ACCOUNT,
+        (&Method::GET, _) if path.starts_with("/v2/email/configuration-sets/") => SES_GET_CONFIGURATION_SET,
+        (&Method::POST, _) if templates.is_some_and(|rest| rest.ends_with("/render")) => SES_TEST_RENDER,
+        (&Method::GET, _) if templates.is_some_and(|rest| !rest.contains('/')) => SES_GET_EMAIL_TEMPLATE,
+        (&Method::POST, "/") => {
+            let form = std::str::from_utf8(body).ok()?;
+            let action = form.split('&').find_map(|pair| pair.strip_prefix("Action="))?;
+            return Some(format!("Query.{action}"));
+        }
+        _ => return None,
+    };
+    Some(name.to_owned())
+}
+
 /// The service's throttling answer for `operation`.
 fn throttled(operation: &str, variant: f64) -> Response<Bytes> {
     if operation == SES_SEND_EMAIL {
@@ -538,14 +599,14 @@ fn aws_error(operation: &str, status: StatusCode, code: &str, message: &str) -> 
         "com.amazonaws.dynamodb.v20120810"
     } else if operation.starts_with(COGNITO) {
         "com.amazonaws.cognitoidentityprovider"
-    } else if operation == SES_SEND_EMAIL {
+    } else if operation.starts_with("SESv2.") {
         "com.amazonaws.sesv2"
     } else {
         "com.amazonaws.sqs"
     };
     let content_type = if operation.starts_with(COGNITO) {
         "application/x-amz-json-1.1"
-    } else if operation == SES_SEND_EMAIL {
+    } else if operation.starts_with("SESv2.") {
         "application/json"
     } else {
         "application/x-amz-json-1.0"

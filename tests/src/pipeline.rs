@@ -68,6 +68,11 @@ pub struct PipelineOptions {
     pub visibility_timeout: Duration,
     /// Template parameters besides `ExistingUserPoolId` (the welcome email's, say).
     pub stack_parameters: Vec<(String, String)>,
+    /// Extra or replaced environment variables of the welcomer (when the welcome is on). The
+    /// welcome queue's visibility timeout and the welcomer's timeout follow `visibility_timeout`
+    /// as the consumer's do, and a deferred welcome's first retry comes after 1 s (a minute in
+    /// the template) unless this says otherwise.
+    pub welcomer_env: Vec<(String, String)>,
 }
 
 impl Default for PipelineOptions {
@@ -77,6 +82,7 @@ impl Default for PipelineOptions {
             consumer_env: Vec::new(),
             visibility_timeout: Duration::from_secs(5),
             stack_parameters: Vec::new(),
+            welcomer_env: Vec::new(),
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct LocalPipeline {
     pub pool: UserPool,
     pub trigger: LambdaFunction,
     pub consumer: LambdaFunction,
+    /// The welcome email's sender, when the stack was deployed with the welcome on.
+    pub welcomer: Option<LambdaFunction>,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
@@ -102,6 +110,7 @@ pub struct LocalPipeline {
     pub log_dir: PathBuf,
     trigger_env: HashMap<String, String>,
     consumer_env: HashMap<String, String>,
+    welcomer_env: HashMap<String, String>,
     previous_consumer_lines: Vec<String>,
     // Last, so that it is dropped after the functions.
     moto: MotoServer,
@@ -198,6 +207,40 @@ impl LocalPipeline {
         if !event_source.reports_batch_item_failures {
             bail!("the deployed event source mapping does not report batch item failures");
         }
+        let (welcomer, welcomer_env) = match stack.outputs.get("WelcomerFunctionName") {
+            Some(name) => {
+                sqs.set_queue_attributes()
+                    .queue_url(stack.output("WelcomeQueueUrl")?)
+                    .attributes(
+                        QueueAttributeName::VisibilityTimeout,
+                        consumer_timeout.as_secs().to_string(),
+                    )
+                    .send()
+                    .await
+                    .context("SetQueueAttributes on the welcome queue failed")?;
+                let mut env = base_env(&stack::function_environment(&sdk, name).await?);
+                env.insert(
+                    "FUNCTION_TIMEOUT_SECONDS".to_owned(),
+                    consumer_timeout.as_secs().to_string(),
+                );
+                env.insert(
+                    "DEADLINE_MARGIN_MS".to_owned(),
+                    (consumer_timeout.as_millis() / 4).to_string(),
+                );
+                env.insert("WELCOME_FIRST_RETRY_SECONDS".to_owned(), "1".to_owned());
+                env.extend(options.welcomer_env.iter().cloned());
+                let welcomer = LambdaFunction::start(
+                    name,
+                    &workspace_binary("welcomer")?,
+                    &env,
+                    consumer_timeout,
+                    &log_dir,
+                )
+                .await?;
+                (Some(welcomer), env)
+            }
+            None => (None, HashMap::new()),
+        };
 
         Ok(Self {
             dynamodb,
@@ -208,10 +251,12 @@ impl LocalPipeline {
             pool,
             trigger,
             consumer,
+            welcomer,
             event_source,
             log_dir,
             trigger_env,
             consumer_env,
+            welcomer_env,
             previous_consumer_lines: Vec::new(),
             moto,
         })
@@ -274,9 +319,67 @@ impl LocalPipeline {
         self.trigger.invoke(event).await
     }
 
-    /// Runs the event source until the sync queue is empty.
+    /// Runs the event source until the sync queue is empty, and then, when the welcome is on,
+    /// the welcome queue's (the welcomer's), until both are.
     pub async fn drain(&self) -> Result<PollReport> {
-        self.source().drain(Duration::from_secs(120)).await
+        let mut total = self.source().drain(Duration::from_secs(120)).await?;
+        if let Some(welcomer) = &self.welcomer {
+            loop {
+                let welcomed = self
+                    .welcome_source(welcomer)
+                    .drain(Duration::from_secs(120))
+                    .await?;
+                let synced = self.source().drain(Duration::from_secs(120)).await?;
+                let done = synced.received == 0;
+                total += welcomed;
+                total += synced;
+                if done {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// The welcome queue's event source (batch size 10, as the template's), feeding `function`.
+    pub fn welcome_source<'a>(&'a self, function: &'a LambdaFunction) -> SqsEventSource<'a> {
+        SqsEventSource {
+            sqs: &self.sqs,
+            queue_url: self.welcome_queue_url(),
+            queue_arn: "",
+            function,
+            batch_size: 10,
+        }
+    }
+
+    pub fn welcome_queue_url(&self) -> &str {
+        self.stack
+            .outputs
+            .get("WelcomeQueueUrl")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn welcome_dlq_url(&self) -> &str {
+        self.stack
+            .outputs
+            .get("WelcomeDeadLetterQueueUrl")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// A fresh welcomer process with the environment of the pipeline's plus `changes`.
+    pub async fn start_welcomer_variant(
+        &self,
+        label: &str,
+        changes: &[(&str, &str)],
+    ) -> Result<LambdaFunction> {
+        let welcomer = self
+            .welcomer
+            .as_ref()
+            .context("the stack was deployed with the welcome off")?;
+        self.start_variant(welcomer, "welcomer", &self.welcomer_env, label, changes)
+            .await
     }
 
     /// One batch through the event source.
@@ -669,11 +772,17 @@ impl LocalPipeline {
         .await
     }
 
-    /// The running function `"trigger"` or `"consumer"`, and its environment.
+    /// The running function `"trigger"`, `"consumer"` or `"welcomer"`, and its environment.
     fn function_and_env(&self, function: &str) -> Result<(&LambdaFunction, &HashMap<String, String>)> {
         match function {
             "trigger" => Ok((&self.trigger, &self.trigger_env)),
             "consumer" => Ok((&self.consumer, &self.consumer_env)),
+            "welcomer" => Ok((
+                self.welcomer
+                    .as_ref()
+                    .context("the stack was deployed with the welcome off")?,
+                &self.welcomer_env,
+            )),
             other => bail!("no function {other}"),
         }
     }
@@ -893,11 +1002,14 @@ impl LocalPipeline {
         crate::runtime_api::settled(|| self.log_lines()).await
     }
 
-    /// Every line either function printed so far, across restarts.
+    /// Every line the trigger, the consumer (across restarts) and the welcomer printed so far.
     pub fn log_lines(&self) -> Vec<String> {
         let mut lines = self.trigger.log_lines();
         lines.extend(self.previous_consumer_lines.iter().cloned());
         lines.extend(self.consumer.log_lines());
+        if let Some(welcomer) = &self.welcomer {
+            lines.extend(welcomer.log_lines());
+        }
         lines
     }
 

@@ -471,6 +471,29 @@ impl LambdaFunction {
     }
 }
 
+impl LambdaFunction {
+    /// Asserts that the process stopped at start-up (before it asked for an invocation, as
+    /// Lambda's "Runtime exited with error" shows) and logged one `config_invalid` line naming
+    /// `variable`. `payload` is an invocation it never gets.
+    pub async fn assert_refused_at_start_up(&self, payload: &serde_json::Value, variable: &str) {
+        match self.invoke(payload).await {
+            Err(InvokeError::Crashed(_)) => {}
+            other => panic!("{variable} must stop start-up, got {other:?}"),
+        }
+        let logged: Vec<serde_json::Value> = self
+            .log_lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|v| v["event"] == "config_invalid")
+            .collect();
+        assert_eq!(logged.len(), 1, "{variable}: {:?}", self.log_lines());
+        assert!(
+            logged[0]["error"].as_str().unwrap_or_default().contains(variable),
+            "{logged:?}"
+        );
+    }
+}
+
 /// What `lines` returns once it has not grown for 100 ms.
 pub(crate) async fn settled(lines: impl Fn() -> Vec<String>) -> Vec<String> {
     let mut seen = lines();

@@ -89,3 +89,72 @@ fn moto_data(endpoint: &str) -> Result<Value> {
     }
     serde_json::from_str(body).context("moto's data.json is not JSON")
 }
+
+/// What SES publishes about a mail it accepted, as its configuration set's EventBridge
+/// destination puts it on the default bus (SES's event record under `detail`, with the mail's
+/// tags as lists of values): moto's SES publishes no events, so a test puts the event SES would.
+pub struct SesEvent<'a> {
+    /// `detail-type`, e.g. `Email Bounced`, `Email Rendering Failed`.
+    pub detail_type: &'a str,
+    /// The record's `eventType`: `Bounce`, `Complaint`, `Reject`, `Rendering Failure`,
+    /// `DeliveryDelay`.
+    pub event_type: &'a str,
+    pub ses_message_id: &'a str,
+    pub recipient: &'a str,
+    /// The mail's tags, as SendEmail set them.
+    pub tags: &'a [(&'a str, &'a str)],
+    /// The type's own part (`bounce`, `failure`, ...), merged into the record.
+    pub extra: Value,
+}
+
+/// Puts `event` on the local bus, where the stack's rule routes it.
+pub async fn publish(sdk: &SdkConfig, event: &SesEvent<'_>) -> Result<()> {
+    let tags: serde_json::Map<String, Value> = event
+        .tags
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), serde_json::json!([value])))
+        .collect();
+    let mut detail = serde_json::json!({
+        "eventType": event.event_type,
+        "mail": {
+            "timestamp": "2026-12-08T10:00:00.000Z",
+            "source": "welcome@example.com",
+            "sendingAccountId": "123456789012",
+            "messageId": event.ses_message_id,
+            "destination": [event.recipient],
+            "headersTruncated": false,
+            "tags": tags,
+        }
+    });
+    if let (Some(detail), Some(extra)) = (detail.as_object_mut(), event.extra.as_object()) {
+        detail.extend(extra.clone());
+    }
+    let put = aws_sdk_eventbridge::Client::new(sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.ses")
+                .detail_type(event.detail_type)
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .context("PutEvents of an SES event failed")?;
+    if put.failed_entry_count() != 0 {
+        bail!("PutEvents refused the SES event: {:?}", put.entries());
+    }
+    Ok(())
+}
+
+/// Creates a configuration set in moto's SES (which ignores it when sending): the team's own
+/// set a stack is deployed with.
+pub async fn create_configuration_set(sdk: &SdkConfig, name: &str) -> Result<()> {
+    aws_sdk_sesv2::Client::new(sdk)
+        .create_configuration_set()
+        .configuration_set_name(name)
+        .send()
+        .await
+        .with_context(|| format!("CreateConfigurationSet {name} failed"))?;
+    Ok(())
+}

@@ -90,7 +90,15 @@ pub async fn deploy(sdk: &SdkConfig, stack_name: &str, parameters: &[(&str, &str
     let lambda = aws_sdk_lambda::Client::new(sdk);
     // Every function's: moto would otherwise run each mapping itself (LOCAL-STACK.md).
     let mut mappings = Vec::new();
-    for function in ["ConsumerFunctionName", "ReconcilerFunctionName"] {
+    for function in [
+        "ConsumerFunctionName",
+        "ReconcilerFunctionName",
+        "WelcomerFunctionName",
+    ] {
+        // The welcomer exists only with the welcome on.
+        if function == "WelcomerFunctionName" && !deployed.outputs.contains_key(function) {
+            continue;
+        }
         let listed = lambda
             .list_event_source_mappings()
             .function_name(deployed.output(function)?)

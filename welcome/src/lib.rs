@@ -1,12 +1,18 @@
-//! The welcome email, sent by the consumer after a first confirmation from sign-up is synced.
+//! The welcome email of a first confirmation from sign-up: the consumer asks for it on the
+//! welcome queue once the user's two items are written, and the welcomer sends it.
 //!
 //! The decisions are plain functions: who is greeted ([`eligibility`]), what the mail says
-//! ([`template`], checked when read so that no greeting renders as "Hello ,"), and the
-//! settings ([`config`]). [`ses`] is the one SES call. The claim that makes the send happen
-//! once lives with the users item's other writes (`tables`).
+//! ([`template`], checked when read so that no greeting renders as "Hello ,"), what the welcome
+//! queue carries ([`message`]), when a welcome that could not go out is tried again
+//! ([`backoff`]), SES's limits and the welcome's share of them ([`quota`]), and the settings
+//! ([`config`]). [`ses`] holds the SES calls. The claim that makes the send happen once lives
+//! with the users item's other writes (`tables`).
 
+pub mod backoff;
 pub mod config;
 pub mod eligibility;
+pub mod message;
+pub mod quota;
 pub mod ses;
 pub mod template;
 

@@ -2,10 +2,12 @@
 
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::types::{
-    Body, Content as MailText, Destination, EmailContent, Message, Template as SesTemplate,
+    Body, Content as MailText, Destination, EmailContent, Message, MessageTag, Template as SesTemplate,
 };
 
 use crate::config::{Content, WelcomeConfig};
+use crate::message::{STACK_TAG, SUB_TAG};
+use crate::quota::SendQuota;
 use crate::template::{ALWAYS_PRESENT, ATTRIBUTES, Values};
 
 /// One user's welcome, ready to send.
@@ -15,8 +17,10 @@ pub enum Rendered {
         subject: String,
         body: String,
     },
-    /// An SES template, with the user's values as its data (only those the user has, so that
-    /// the template's `{{#if given_name}}` works).
+    /// An SES template, with every documented key as its data: the user's value, or an empty
+    /// string when they have none. SES renders the template after `SendEmail` has succeeded, and
+    /// drops the mail (a "Rendering Failure" event, nothing else) when a variable it uses is
+    /// missing from the data; an empty string renders, and `{{#if given_name}}` still tests false.
     Template {
         name: String,
         data: String,
@@ -33,9 +37,9 @@ pub fn render(content: &Content, values: &Values<'_>) -> Rendered {
         Content::SesTemplate { name } => {
             let data: serde_json::Map<String, serde_json::Value> = std::iter::once(ALWAYS_PRESENT)
                 .chain(ATTRIBUTES)
-                .filter_map(|field| {
-                    let value = values.value(field)?;
-                    Some((field.to_owned(), serde_json::Value::String(value)))
+                .map(|field| {
+                    let value = values.value(field).unwrap_or_default();
+                    (field.to_owned(), serde_json::Value::String(value))
                 })
                 .collect();
             Rendered::Template {
@@ -55,6 +59,9 @@ pub struct SendError {
     /// Anything else (an unverified sender, a missing template or configuration set, a refused
     /// recipient, a paused account) fails the same way until someone changes something.
     pub retryable: bool,
+    /// SES answered with a client error (4xx): it did not take the mail. Otherwise (its 5xx, a
+    /// timeout, a dropped connection) it may have: the answer is what was lost.
+    pub certainly_not_sent: bool,
     pub code: String,
     pub status: Option<u16>,
 }
@@ -69,20 +76,21 @@ const RETRYABLE: [&str; 3] = [
 pub fn send_error<E: ProvideErrorMetadata>(
     err: &SdkError<E, aws_sdk_sesv2::config::http::HttpResponse>,
 ) -> SendError {
-    let (retryable, code, status) = match err {
+    let (retryable, certainly_not_sent, code, status) = match err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("unknown").to_owned();
             let status = service.raw().status().as_u16();
             let retryable = RETRYABLE.contains(&code.as_str()) || status >= 500 || status == 429;
-            (retryable, code, Some(status))
+            (retryable, status < 500, code, Some(status))
         }
-        SdkError::TimeoutError(_) => (true, "timeout".to_owned(), None),
-        SdkError::DispatchFailure(_) => (true, "dispatch failure".to_owned(), None),
-        SdkError::ResponseError(_) => (true, "unreadable response".to_owned(), None),
-        _ => (false, "request not built".to_owned(), None),
+        SdkError::TimeoutError(_) => (true, false, "timeout".to_owned(), None),
+        SdkError::DispatchFailure(_) => (true, false, "dispatch failure".to_owned(), None),
+        SdkError::ResponseError(_) => (true, false, "unreadable response".to_owned(), None),
+        _ => (false, true, "request not built".to_owned(), None),
     };
     SendError {
         retryable,
+        certainly_not_sent,
         code,
         status,
     }
@@ -102,7 +110,8 @@ impl Mailer {
 
     /// A mailer on the functions' shared SDK configuration, with the welcome's own limits: one
     /// attempt within `send_timeout`. No SDK retries: a repeated `SendEmail` after an attempt
-    /// whose answer was lost sends twice; a throttle or 5xx fails the record and SQS retries it.
+    /// whose answer was lost sends twice; a throttle or 5xx hands the request back to the
+    /// welcome queue.
     pub fn connect(sdk: &aws_config::SdkConfig, config: WelcomeConfig) -> Self {
         let timeouts = aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
             .connect_timeout(std::time::Duration::from_secs(1))
@@ -120,13 +129,35 @@ impl Mailer {
         &self.config
     }
 
-    /// Sends `mail` to `to`; SES's message id.
-    pub async fn send(&self, to: &str, mail: Rendered) -> Result<String, SendError> {
+    /// What SES says of the account's sending (`GetAccount`): its rate, its daily quota and
+    /// how much of it is used.
+    pub async fn send_quota(&self) -> Result<SendQuota, SendError> {
+        let account = self
+            .client
+            .get_account()
+            .send()
+            .await
+            .map_err(|err| send_error(&err))?;
+        let quota = account.send_quota();
+        Ok(SendQuota {
+            max_send_rate: quota.map_or(1.0, |q| q.max_send_rate()),
+            max_24_hour_send: quota.map_or(-1.0, |q| q.max24_hour_send()),
+            sent_last_24_hours: quota.map_or(0.0, |q| q.sent_last24_hours()),
+            sending_enabled: account.sending_enabled(),
+            production_access: account.production_access_enabled(),
+        })
+    }
+
+    /// Sends `mail` to `to`, tagged with the user's `sub` and the stack (SES's events about the
+    /// mail carry both); SES's message id.
+    pub async fn send(&self, to: &str, mail: Rendered, sub: &str) -> Result<String, SendError> {
         let not_built = |_| SendError {
             retryable: false,
+            certainly_not_sent: true,
             code: "request not built".to_owned(),
             status: None,
         };
+        let tag = |name: &str, value: &str| MessageTag::builder().name(name).value(value).build();
         let text = |data: String| MailText::builder().data(data).charset("UTF-8").build();
         let content = match mail {
             Rendered::Simple { subject, body } => EmailContent::builder()
@@ -152,7 +183,9 @@ impl Mailer {
             .from_email_address(&self.config.from_address)
             .destination(Destination::builder().to_addresses(to).build())
             .content(content)
-            .set_configuration_set_name(self.config.configuration_set.clone())
+            .configuration_set_name(&self.config.configuration_set)
+            .email_tags(tag(SUB_TAG, sub).map_err(not_built)?)
+            .email_tags(tag(STACK_TAG, &self.config.stack_tag).map_err(not_built)?)
             .send()
             .await
             .map_err(|err| send_error(&err))?;
@@ -191,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn an_ses_template_gets_only_the_values_the_user_has() {
+    fn an_ses_template_gets_every_documented_key_empty_when_the_user_has_no_value() {
         let content = Content::SesTemplate {
             name: "welcome".into(),
         };
@@ -206,6 +239,14 @@ mod tests {
         };
         assert_eq!(name, "welcome");
         let data: serde_json::Value = serde_json::from_str(&data).unwrap();
-        assert_eq!(data, serde_json::json!({"username": "zoë", "given_name": "Zoë"}));
+        // Every key a template may use is there, so no variable is ever missing from the data
+        // (SES would drop the mail after accepting it); custom attributes and the phone are not.
+        assert_eq!(
+            data,
+            serde_json::json!({
+                "username": "zoë", "given_name": "Zoë", "family_name": "", "middle_name": "",
+                "name": "", "nickname": "", "preferred_username": "", "email": ""
+            })
+        );
     }
 }

@@ -563,6 +563,8 @@ fn a_refresh_keeps_the_welcome_record() {
     item.insert(WELCOME_SENT_AT.to_owned(), s(&format_rfc3339(at(13))));
     item.insert(WELCOME_MESSAGE_ID.to_owned(), s("ses-message-1"));
     item.insert(WELCOME_FAILED.to_owned(), s("MessageRejected"));
+    item.insert(WELCOME_PROBLEM.to_owned(), s("bounce"));
+    item.insert(WELCOME_PROBLEM_AT.to_owned(), s(&format_rfc3339(at(14))));
     let stored = StoredUser::from_item(Some(item.clone()));
     let after = pool_user(&[("email", "ana@new.example.com")], true, at(30));
     let decision = decide(

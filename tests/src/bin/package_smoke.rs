@@ -1,9 +1,11 @@
 //! One real invocation of each arm64 bootstrap that `sam build` produced, run by
 //! `scripts/package`: each under `qemu-aarch64-static` with the arm64 C library of Debian's
-//! `libc6-arm64-cross`, through the Runtime API emulator, against the local stack. The trigger
-//! must return the Cognito event and enqueue the user; the consumer must write both items.
+//! `libc6-arm64-cross`, through the Runtime API emulator, against the local stack (deployed with
+//! the welcome on). The trigger must return the Cognito event and enqueue the user; the consumer
+//! must write both items and ask for the welcome; the reconciler must finish a run; the welcomer
+//! must send the welcome.
 //!
-//! Usage: `package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP`.
+//! Usage: `package_smoke TRIGGER CONSUMER RECONCILER WELCOMER` (the four bootstraps).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,8 +20,10 @@ const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [trigger, consumer, reconciler] = args.as_slice() else {
-        bail!("usage: package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP RECONCILER_BOOTSTRAP");
+    let [trigger, consumer, reconciler, welcomer] = args.as_slice() else {
+        bail!(
+            "usage: package_smoke TRIGGER_BOOTSTRAP CONSUMER_BOOTSTRAP RECONCILER_BOOTSTRAP WELCOMER_BOOTSTRAP"
+        );
     };
     let qemu = find_on_path("qemu-aarch64-static").context(
         "qemu-aarch64-static is not on the PATH: install Debian's qemu-user-static (scripts/package does)",
@@ -35,7 +39,18 @@ async fn main() -> Result<()> {
         ..Placement::default()
     };
 
-    let pipeline = LocalPipeline::start("package-smoke", PipelineOptions::default()).await?;
+    const SENDER: &str = "smoke@example.com";
+    const CONFIGURATION_SET: &str = "smoke-welcome";
+    let options = PipelineOptions {
+        stack_parameters: vec![
+            ("WelcomeSenderIdentity".into(), SENDER.into()),
+            ("WelcomeConfigurationSet".into(), CONFIGURATION_SET.into()),
+        ],
+        ..PipelineOptions::default()
+    };
+    let pipeline = LocalPipeline::start("package-smoke", options).await?;
+    e2e::ses::verify_identity(&pipeline.sdk, SENDER).await?;
+    e2e::ses::create_configuration_set(&pipeline.sdk, CONFIGURATION_SET).await?;
     let user = NewUser::new(
         "arm64smoke",
         &[("email", "arm64smoke@example.com"), ("given_name", "Arm")],
@@ -86,8 +101,22 @@ async fn main() -> Result<()> {
         matches!(finished.as_slice(), [run] if run["listed"] == 1 && run["drift"] == 0),
         "the arm64 reconciler did not finish a run over the one synced user: {finished:?}"
     );
+    // The welcomer: the welcome the consumer asked for, sent.
+    let arm64_welcomer = pipeline
+        .start_binary_placed("welcomer", welcomer, "arm64-welcomer", &[], placement())
+        .await?;
+    let report = pipeline.welcome_source(&arm64_welcomer).poll_once().await?;
+    ensure!(
+        report.received == 1 && report.deleted == 1,
+        "the arm64 welcomer did not settle the consumer's request: {report:?}"
+    );
+    let sent = e2e::ses::sent_mail(&pipeline.moto_endpoint())?;
+    ensure!(
+        matches!(sent.as_slice(), [mail] if mail.to == ["arm64smoke@example.com"]),
+        "the arm64 welcomer sent no welcome: {sent:?}"
+    );
     println!(
-        "package: arm64 trigger, consumer and reconciler each answered real invocations under qemu-aarch64-static; both items written, one run without drift"
+        "package: arm64 trigger, consumer, reconciler and welcomer each answered real invocations under qemu-aarch64-static; both items written, one run without drift, one welcome sent"
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ use reconciler::metrics::{InvocationMetric, RunMetric};
 use shared::mapping::{PROFILES_KEY, USERS_KEY};
 use shared::metrics::{Metric, Unit};
 use trigger::metrics::TriggerMetric;
+use welcomer::metrics::WelcomerMetric;
 
 use serde_json::{Value, json};
 
@@ -243,22 +244,10 @@ fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_i
                 "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes" => {
                     assert_eq!(*resources, json!({"Fn::GetAtt": ["SyncQueue", "Arn"]}))
                 }
-                // The welcome: from the configured identity, with the configured
-                // configuration set and template, each only when given.
-                "ses:SendEmail" => {
-                    let ses = |kind: &str, parameter: &str| json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:ses:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{{parameter}}}")});
-                    let when = |condition: &str, arn: Value| json!({"Fn::If": [condition, arn, {"Ref": "AWS::NoValue"}]});
-                    assert_eq!(
-                        *resources,
-                        json!([
-                            ses("identity", "WelcomeSenderIdentity"),
-                            when(
-                                "WelcomeWithConfigurationSet",
-                                ses("configuration-set", "WelcomeConfigurationSet")
-                            ),
-                            when("WelcomeWithSesTemplate", ses("template", "WelcomeSesTemplate")),
-                        ])
-                    );
+                // A first sign-up's welcome is asked for on the welcome queue: the welcomer
+                // sends it, so the consumer has no SES permission at all.
+                "sqs:SendMessage" => {
+                    assert_eq!(*resources, json!({"Fn::GetAtt": ["WelcomeQueue", "Arn"]}))
                 }
                 "logs:CreateLogStream" | "logs:PutLogEvents" => {}
                 other => panic!("the consumer must not be allowed {other}"),
@@ -274,60 +263,382 @@ fn consumer_may_only_read_and_conditionally_write_the_tables_read_the_pool_and_i
             "{role}"
         );
     }
-    // No wildcard actions or resources in any role (a KMS key policy's "*" means the key itself).
+    // No wildcard actions or resources in any role (a KMS key policy's "*" means the key itself),
+    // but for an action IAM scopes to no resource (ses:GetAccount); the welcomer's SES identities
+    // are pinned by a condition (the_welcomer_may_send_from_the_one_address_and_nothing_else).
     for (_, role) in resources_of_type(&t, "AWS::IAM::Role") {
         for (actions, resources) in allowed(role) {
             assert!(actions.iter().all(|a| !a.contains('*')), "{actions:?}");
-            assert!(!resources.to_string().contains("\"*\""), "{resources}");
+            if resources.to_string().contains("\"*\"") {
+                assert_eq!(actions, ["ses:GetAccount"], "{resources}");
+            }
         }
     }
 }
 
 #[test]
-fn the_welcome_is_off_unless_a_sender_identity_is_given_and_then_may_send_only_from_it() {
+fn the_welcome_is_off_unless_a_sender_identity_is_given() {
     let t = template();
-    let policies = resource(&t, "ConsumerRole")["Properties"]["Policies"].to_string();
-    let statements: Vec<Value> = resource(&t, "ConsumerRole")["Properties"]["Policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
-        .filter(|s| s.to_string().contains("ses:"))
-        .collect();
-    assert_eq!(statements.len(), 1, "{policies}");
-    let branches = &statements[0]["Fn::If"];
-    assert_eq!(
-        branches[0], "SendWelcome",
-        "the SES statement is not conditional: {policies}"
-    );
-    assert_eq!(branches[1]["Action"], "ses:SendEmail");
     assert_eq!(
         t["Conditions"]["SendWelcome"],
         json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "WelcomeSenderIdentity"}, ""]}]})
     );
-    for (condition, parameter) in [
-        ("WelcomeWithConfigurationSet", "WelcomeConfigurationSet"),
-        ("WelcomeWithSesTemplate", "WelcomeSesTemplate"),
+    assert_eq!(parameter(&t, "WelcomeSenderIdentity")["Default"], "");
+    // The welcomer and everything only it uses exist only with the welcome on.
+    for name in [
+        "WelcomerFunction",
+        "WelcomerRole",
+        "WelcomerLogGroup",
+        "WelcomeEventDestination",
+        "WelcomeProblemsRule",
     ] {
-        assert_eq!(
-            t["Conditions"][condition],
-            json!({"Fn::And": [
-                {"Condition": "SendWelcome"},
-                {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]},
-            ]}),
-            "{condition}"
+        assert_eq!(resource(&t, name)["Condition"], "SendWelcome", "{name}");
+    }
+    // The consumer asks for welcomes only then, and may send to the welcome queue only then.
+    let env = &resource(&t, "ConsumerFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["WELCOME_QUEUE_URL"],
+        json!({"Fn::If": ["SendWelcome", {"Ref": "WelcomeQueue"}, ""]})
+    );
+    for name in [
+        "WELCOME_SENDER_IDENTITY",
+        "WELCOME_FROM_ADDRESS",
+        "WELCOME_CONFIGURATION_SET",
+    ] {
+        assert!(env.get(name).is_none(), "the consumer sends no mail: {name}");
+    }
+    let statements: Vec<Value> = resource(&t, "ConsumerRole")["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.to_string().contains("WelcomeQueue"))
+        .cloned()
+        .collect();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Fn::If"][0], "SendWelcome", "{statements:?}");
+}
+
+/// The welcomer's `ses:SendEmail` statement.
+fn welcomer_send_statement(t: &Value) -> Value {
+    let statements: Vec<Value> = allowed_statements(resource(t, "WelcomerRole"))
+        .into_iter()
+        .filter(|s| s["Action"] == "ses:SendEmail")
+        .collect();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    statements[0].clone()
+}
+
+/// A role's Allow statements, as written.
+fn allowed_statements(role: &Value) -> Vec<Value> {
+    role["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+        .filter(|s| s["Effect"] == "Allow")
+        .collect()
+}
+
+/// A template value resolved for a deploy with `parameters` in account 111122223333, us-east-1:
+/// `Ref`, `Fn::Sub` of a string and `Fn::If` of the welcome's conditions.
+fn resolve(t: &Value, value: &Value, parameters: &[(&str, &str)]) -> Option<Value> {
+    let param = |name: &str| -> String {
+        parameters
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+            .or_else(|| t["Parameters"][name]["Default"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let condition = |name: &str| -> bool {
+        match name {
+            "SendWelcome" => !param("WelcomeSenderIdentity").is_empty(),
+            "WelcomeWithSesTemplate" => !param("WelcomeSesTemplate").is_empty(),
+            "WelcomeWithFromAddress" => !param("WelcomeFromAddress").is_empty(),
+            "CreateWelcomeConfigurationSet" => param("WelcomeConfigurationSet").is_empty(),
+            other => panic!("condition {other} not modelled here"),
+        }
+    };
+    Some(match value {
+        Value::Object(o) if o.contains_key("Ref") => {
+            let name = o["Ref"].as_str().unwrap();
+            if name == "AWS::NoValue" {
+                return None;
+            }
+            json!(param(name))
+        }
+        Value::Object(o) if o.contains_key("Fn::Sub") => {
+            let mut text = o["Fn::Sub"].as_str().unwrap().to_owned();
+            for (key, with) in [
+                ("${AWS::Partition}", "aws"),
+                ("${AWS::Region}", "us-east-1"),
+                ("${AWS::AccountId}", "111122223333"),
+            ] {
+                text = text.replace(key, with);
+            }
+            while let Some(start) = text.find("${") {
+                let end = text[start..].find('}').unwrap() + start;
+                let name = text[start + 2..end].to_owned();
+                text.replace_range(start..=end, &param(&name));
+            }
+            json!(text)
+        }
+        Value::Object(o) if o.contains_key("Fn::If") => {
+            let branches = o["Fn::If"].as_array().unwrap();
+            let chosen = if condition(branches[0].as_str().unwrap()) {
+                &branches[1]
+            } else {
+                &branches[2]
+            };
+            return resolve(t, chosen, parameters);
+        }
+        Value::Array(items) => Value::Array(items.iter().filter_map(|i| resolve(t, i, parameters)).collect()),
+        other => other.clone(),
+    })
+}
+
+/// Whether the welcomer's role allows `ses:SendEmail` on `resource` for a mail from `from`, as
+/// IAM evaluates the statement (a trailing `*` matches any rest; `StringEquals` on
+/// `ses:FromAddress`).
+fn allows_send(t: &Value, parameters: &[(&str, &str)], resource: &str, from: &str) -> bool {
+    let statement = welcomer_send_statement(t);
+    let resources = resolve(t, &statement["Resource"], parameters).unwrap();
+    let matches = resources.as_array().unwrap().iter().any(|r| {
+        let pattern = r.as_str().unwrap();
+        match pattern.strip_suffix('*') {
+            Some(prefix) => resource.starts_with(prefix),
+            None => resource == pattern,
+        }
+    });
+    let pinned = resolve(
+        t,
+        &statement["Condition"]["StringEquals"]["ses:FromAddress"],
+        parameters,
+    )
+    .unwrap();
+    matches && pinned == json!(from)
+}
+
+#[test]
+fn the_welcomer_may_send_from_the_one_address_whatever_identities_ses_evaluates() {
+    let t = template();
+    let arn = |kind: &str, name: &str| format!("arn:aws:ses:us-east-1:111122223333:{kind}/{name}");
+    // A domain identity, sending from an address at it, with the team's configuration set.
+    let domain = [
+        ("WelcomeSenderIdentity", "example.com"),
+        ("WelcomeFromAddress", "hello@example.com"),
+        ("WelcomeConfigurationSet", "team-set"),
+    ];
+    // What SES evaluates in each setup AWS's users meet (README, "Welcome email"):
+    for (setup, resource) in [
+        ("the sender's identity", arn("identity", "example.com")),
+        (
+            "the configuration set named",
+            arn("configuration-set", "team-set"),
+        ),
+        // The identity's default configuration set, should SES evaluate it too.
+        (
+            "the identity's default configuration set",
+            arn("configuration-set", "team-default"),
+        ),
+        // In the sandbox, each recipient's identity.
+        (
+            "a recipient's identity in the sandbox",
+            arn("identity", "ana@example.org"),
+        ),
+        // The From address verified as an identity of its own, beside its domain.
+        (
+            "the address identity beside its domain",
+            arn("identity", "hello@example.com"),
+        ),
+    ] {
+        assert!(
+            allows_send(&t, &domain, &resource, "hello@example.com"),
+            "{setup}: {resource}"
+        );
+        // Pinned: from any other address, nothing.
+        assert!(
+            !allows_send(&t, &domain, &resource, "ceo@example.com"),
+            "{setup}: {resource}"
         );
     }
-    // Off by default: the consumer reads the parameters as they are, and an empty identity is off.
-    let env = &resource(&t, "ConsumerFunction")["Properties"]["Environment"]["Variables"];
-    for (variable, name) in [
-        ("WELCOME_SENDER_IDENTITY", "WelcomeSenderIdentity"),
-        ("WELCOME_FROM_ADDRESS", "WelcomeFromAddress"),
-        ("WELCOME_CONFIGURATION_SET", "WelcomeConfigurationSet"),
-        ("WELCOME_SES_TEMPLATE", "WelcomeSesTemplate"),
+    // An address identity with no From address sends from itself; a template is named exactly.
+    let address = [
+        ("WelcomeSenderIdentity", "welcome@example.com"),
+        ("WelcomeSesTemplate", "welcome_v1"),
+    ];
+    assert!(allows_send(
+        &t,
+        &address,
+        &arn("identity", "welcome@example.com"),
+        "welcome@example.com"
+    ));
+    assert!(allows_send(
+        &t,
+        &address,
+        &arn("template", "welcome_v1"),
+        "welcome@example.com"
+    ));
+    assert!(!allows_send(
+        &t,
+        &address,
+        &arn("template", "other"),
+        "welcome@example.com"
+    ));
+    // Nothing but SendEmail and the quota read of SES.
+    let ses_actions: BTreeSet<String> = allowed(resource(&t, "WelcomerRole"))
+        .into_iter()
+        .flat_map(|(actions, _)| actions)
+        .filter(|a| a.starts_with("ses:"))
+        .collect();
+    assert_eq!(
+        ses_actions,
+        BTreeSet::from(["ses:GetAccount".to_owned(), "ses:SendEmail".to_owned()])
+    );
+}
+
+#[test]
+fn the_welcomer_may_only_claim_and_record_on_the_users_item_send_and_consume_its_queue() {
+    let t = template();
+    for (actions, resources) in allowed(resource(&t, "WelcomerRole")) {
+        for action in &actions {
+            match action.as_str() {
+                "dynamodb:UpdateItem" => assert_eq!(resources, json!({"Fn::GetAtt": ["UsersTable", "Arn"]})),
+                "sqs:ReceiveMessage"
+                | "sqs:DeleteMessage"
+                | "sqs:GetQueueAttributes"
+                | "sqs:ChangeMessageVisibility" => {
+                    assert_eq!(resources, json!({"Fn::GetAtt": ["WelcomeQueue", "Arn"]}))
+                }
+                "ses:SendEmail" | "ses:GetAccount" | "logs:CreateLogStream" | "logs:PutLogEvents" => {}
+                other => panic!("the welcomer must not be allowed {other}"),
+            }
+        }
+    }
+    assert!(
+        resource(&t, "WelcomerRole")["Properties"]
+            .get("ManagedPolicyArns")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_welcome_is_retried_for_more_than_a_day_before_the_welcome_dlq_and_the_welcomer_paces_its_share() {
+    let t = template();
+    let queue = &resource(&t, "WelcomeQueue")["Properties"];
+    assert_eq!(
+        queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+        Some(u64::from(welcome::backoff::GIVE_UP_AFTER_RECEIVES))
+    );
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["WelcomeDeadLetterQueue", "Arn"]})
+    );
+    let patience = welcome::backoff::patience(welcome::backoff::FIRST_RETRY).as_secs();
+    assert!(patience > 86_400, "{patience}");
+    assert!(
+        queue["MessageRetentionPeriod"].as_u64().unwrap() > patience,
+        "a message outlives its tries"
+    );
+    let function = &resource(&t, "WelcomerFunction")["Properties"];
+    let timeout = function["Timeout"].as_u64().unwrap();
+    assert_eq!(queue["VisibilityTimeout"].as_u64(), Some(6 * timeout));
+    let env = &function["Environment"]["Variables"];
+    assert_eq!(env["FUNCTION_TIMEOUT_SECONDS"], json!(timeout.to_string()));
+    let mappings: Vec<&Value> = resources_of_type(&t, "AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .map(|(_, m)| &m["Properties"])
+        .filter(|p| p["FunctionName"] == json!({"Ref": "WelcomerFunction"}))
+        .collect();
+    let [event] = mappings.as_slice() else {
+        panic!("one event source for the welcomer: {mappings:?}");
+    };
+    assert_eq!(
+        event["EventSourceArn"],
+        json!({"Fn::GetAtt": ["WelcomeQueue", "Arn"]})
+    );
+    assert_eq!(event["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    // Each environment divides the rate by the most environments the queue runs at once.
+    assert_eq!(
+        env["WELCOME_MAX_CONCURRENCY"],
+        json!(event["ScalingConfig"]["MaximumConcurrency"].to_string())
+    );
+    assert_eq!(
+        env["WELCOME_SEND_RATE_PERCENT"],
+        json!({"Fn::Sub": "${WelcomeSendRatePercent}"})
+    );
+    assert_eq!(parameter(&t, "WelcomeSendRatePercent")["Default"], 50);
+}
+
+#[test]
+fn what_ses_reports_of_this_stacks_welcomes_reaches_the_welcome_queue() {
+    let t = template();
+    // Every welcome is sent with a configuration set: the team's, or one the stack creates.
+    let env = &resource(&t, "WelcomerFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["WELCOME_CONFIGURATION_SET"],
+        json!({"Fn::If": ["CreateWelcomeConfigurationSet", {"Ref": "WelcomeEventsConfigurationSet"}, {"Ref": "WelcomeConfigurationSet"}]})
+    );
+    assert_eq!(
+        resource(&t, "WelcomeEventsConfigurationSet")["Condition"],
+        "CreateWelcomeConfigurationSet"
+    );
+    assert_eq!(env["WELCOME_STACK_TAG"], json!({"Ref": "AWS::StackName"}));
+    // Its event destination publishes the problems to EventBridge's default bus (SES's only
+    // choice), into that same set.
+    let destination = &resource(&t, "WelcomeEventDestination")["Properties"];
+    assert_eq!(
+        destination["ConfigurationSetName"],
+        env["WELCOME_CONFIGURATION_SET"]
+    );
+    let sent = &destination["EventDestination"];
+    assert_eq!(sent["Enabled"], true);
+    assert_eq!(
+        sent["MatchingEventTypes"],
+        json!([
+            "bounce",
+            "complaint",
+            "reject",
+            "renderingFailure",
+            "deliveryDelay"
+        ])
+    );
+    assert_eq!(
+        sent["EventBridgeDestination"]["EventBusArn"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"})
+    );
+    // The rule takes this stack's (by the tag the welcomer sets) to the welcome queue.
+    let rule = &resource(&t, "WelcomeProblemsRule")["Properties"];
+    let pattern = &rule["EventPattern"];
+    assert_eq!(pattern["source"], json!(["aws.ses"]));
+    assert_eq!(
+        pattern["detail"]["mail"]["tags"][welcome::message::STACK_TAG],
+        json!([{"Ref": "AWS::StackName"}])
+    );
+    assert_eq!(pattern["detail-type"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        rule["Targets"][0]["Arn"],
+        json!({"Fn::GetAtt": ["WelcomeQueue", "Arn"]})
+    );
+    assert_eq!(
+        rule["Targets"][0]["DeadLetterConfig"]["Arn"],
+        json!({"Fn::GetAtt": ["WelcomeDeadLetterQueue", "Arn"]})
+    );
+    let policy = resource(&t, "WelcomeQueuePolicy")["Properties"]["PolicyDocument"]["Statement"].to_string();
+    assert!(
+        policy.contains(r#"{"Fn::GetAtt":["WelcomeProblemsRule","Arn"]}"#),
+        "{policy}"
+    );
+    // The undelivered alarm adds up what did not reach the user.
+    let metrics = resource(&t, "WelcomeUndeliveredAlarm")["Properties"]["Metrics"].to_string();
+    for metric in [
+        WelcomerMetric::WelcomeRenderingFailed,
+        WelcomerMetric::WelcomeRejected,
+        WelcomerMetric::WelcomeBounced,
+        WelcomerMetric::WelcomeComplained,
     ] {
-        assert_eq!(env[variable], json!({"Ref": name}), "{variable}");
-        assert_eq!(parameter(&t, name)["Default"], "", "{name}");
+        assert!(metrics.contains(metric.name()), "{}", metric.name());
     }
 }
 
@@ -571,11 +882,17 @@ fn custom_metrics() -> Vec<(&'static str, Unit)> {
     let consumer = ConsumerMetric::ALL.iter().map(|m| (m.name(), m.unit()));
     let reconciler = InvocationMetric::ALL.iter().map(|m| (m.name(), m.unit()));
     let runs = RunMetric::ALL.iter().map(|m| (m.name(), m.unit()));
-    trigger.chain(consumer).chain(reconciler).chain(runs).collect()
+    let welcomer = WelcomerMetric::ALL.iter().map(|m| (m.name(), m.unit()));
+    trigger
+        .chain(consumer)
+        .chain(reconciler)
+        .chain(runs)
+        .chain(welcomer)
+        .collect()
 }
 
 /// Every alarm, with the section of docs/runbook.md its description must point at.
-const ALARMS: [(&str, &str); 11] = [
+const ALARMS: [(&str, &str); 14] = [
     ("DeadLetterQueueNotEmptyAlarm", "dlq-not-empty"),
     ("QueueMessageAgeAlarm", "queue-message-age"),
     ("TriggerErrorsAlarm", "trigger-errors"),
@@ -590,6 +907,9 @@ const ALARMS: [(&str, &str); 11] = [
         "scheduled-reconciliation",
     ),
     ("WelcomeFailedAlarm", "welcome-email"),
+    ("WelcomeBacklogAlarm", "welcome-email"),
+    ("WelcomeDeadLetterQueueNotEmptyAlarm", "welcome-email"),
+    ("WelcomeUndeliveredAlarm", "welcome-email"),
 ];
 
 /// Template parameters that the dashboard body uses as JSON numbers (outside quotes).
@@ -957,6 +1277,7 @@ fn saved_queries_read_the_functions_log_groups() {
     for (function, group) in [
         ("TriggerFunction", "TriggerLogGroup"),
         ("ConsumerFunction", "ConsumerLogGroup"),
+        ("WelcomerFunction", "WelcomerLogGroup"),
     ] {
         assert_eq!(
             resource(&t, function)["Properties"]["LoggingConfig"]["LogGroup"],
@@ -973,12 +1294,16 @@ fn saved_queries_read_the_functions_log_groups() {
         assert_eq!(found.len(), 1, "one saved query with {needle}");
         found[0].clone()
     };
+    // A group under a condition counts as if the condition held.
     let groups = |p: &Value| -> BTreeSet<String> {
         p["LogGroupNames"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|g| ref_of(g).to_owned())
+            .map(|g| match g.get("Fn::If") {
+                Some(branches) => ref_of(&branches[1]).to_owned(),
+                None => ref_of(g).to_owned(),
+            })
             .collect()
     };
     let name = |p: &Value| p["Name"]["Fn::Sub"].as_str().unwrap().to_owned();
@@ -990,7 +1315,10 @@ fn saved_queries_read_the_functions_log_groups() {
             .unwrap()
             .contains("stats count(*) as failures by reason")
     );
-    assert_eq!(groups(&failures), BTreeSet::from(["ConsumerLogGroup".to_owned()]));
+    assert_eq!(
+        groups(&failures),
+        BTreeSet::from(["ConsumerLogGroup".to_owned(), "WelcomerLogGroup".to_owned()])
+    );
     assert!(name(&failures).contains("failures by reason"));
 
     let enqueue = query(r#"filter event = "enqueue_failed""#);
@@ -1012,7 +1340,11 @@ fn saved_queries_read_the_functions_log_groups() {
     );
     assert_eq!(
         groups(&journey),
-        BTreeSet::from(["ConsumerLogGroup".to_owned(), "TriggerLogGroup".to_owned()])
+        BTreeSet::from([
+            "ConsumerLogGroup".to_owned(),
+            "TriggerLogGroup".to_owned(),
+            "WelcomerLogGroup".to_owned()
+        ])
     );
     assert!(name(&journey).contains("journey"));
 
@@ -1040,10 +1372,10 @@ fn every_checkov_skip_is_justified_inline() {
             skips += 1;
         }
     }
-    // Queues, tables and log groups (one each), the three functions (four each), the trail's
+    // Queues, tables and log groups (one each), the four functions (four each), the trail's
     // bucket (one) and the trail (two).
     assert_eq!(
-        skips, 25,
+        skips, 32,
         "a skip was added or removed: keep this count and the README in step"
     );
 }
