@@ -252,16 +252,6 @@ pub use pool_reader::sub_of;
 /// the confirmation, which `UserCreateDate` would be). Cognito always sends it; creation time
 /// and then now stand in if it ever does not.
 pub fn confirmed_user(pool_id: &str, user: &UserType) -> Result<ConfirmedUser, UserError> {
-    confirmed_user_from(pool_id, user, ConfirmationSource::Backfill)
-}
-
-/// [`confirmed_user`] with another source: `ops welcome --resend` enqueues a user's sign-up
-/// again, for the consumer to greet them.
-pub fn confirmed_user_from(
-    pool_id: &str,
-    user: &UserType,
-    source: ConfirmationSource,
-) -> Result<ConfirmedUser, UserError> {
     let attributes: BTreeMap<String, String> = user
         .attributes()
         .iter()
@@ -278,7 +268,7 @@ pub fn confirmed_user_from(
         user.username().unwrap_or_default(),
         attributes,
         confirmed_at,
-        source,
+        ConfirmationSource::Backfill,
     )
 }
 

@@ -61,7 +61,9 @@ pub const CARRIED: [&str; 2] = ["created_at", "confirmed_at"];
 /// and bumping [`REVISION`]: which delivery claimed the send, when, until when its claim keeps
 /// others off (epoch milliseconds), when SES accepted it and its message id, SES's error code
 /// when it refused for good, and the latest problem SES reported after accepting it (a bounce,
-/// a complaint, a rejection, a rendering failure, a delay) with when.
+/// a complaint, a rejection, a rendering failure, a delay) with when (epoch milliseconds), and
+/// when an operator last reopened a welcome SES had not delivered (epoch milliseconds: a report
+/// of the mail before it is no longer recorded).
 pub const WELCOME_CLAIM: &str = "welcome_claim";
 pub const WELCOME_CLAIMED_AT: &str = "welcome_claimed_at";
 pub const WELCOME_LEASE_UNTIL: &str = "welcome_lease_until";
@@ -70,9 +72,10 @@ pub const WELCOME_MESSAGE_ID: &str = "welcome_message_id";
 pub const WELCOME_FAILED: &str = "welcome_failed";
 pub const WELCOME_PROBLEM: &str = "welcome_problem";
 pub const WELCOME_PROBLEM_AT: &str = "welcome_problem_at";
+pub const WELCOME_REOPENED_AT: &str = "welcome_reopened_at";
 /// Carried over by every mirror write: a refresh never forgets that a welcome was claimed or
 /// sent (else a redelivered confirmation would greet the user again), nor what became of it.
-pub const WELCOME_FIELDS: [&str; 8] = [
+pub const WELCOME_FIELDS: [&str; 9] = [
     WELCOME_CLAIM,
     WELCOME_CLAIMED_AT,
     WELCOME_LEASE_UNTIL,
@@ -81,6 +84,7 @@ pub const WELCOME_FIELDS: [&str; 8] = [
     WELCOME_FAILED,
     WELCOME_PROBLEM,
     WELCOME_PROBLEM_AT,
+    WELCOME_REOPENED_AT,
 ];
 
 /// Whether a user of this Cognito status has been confirmed at least once, and so belongs in the

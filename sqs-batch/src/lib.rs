@@ -49,6 +49,11 @@ pub fn receive_count(message: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
+/// When SQS received `message` (epoch milliseconds), if SQS said.
+pub fn sent_at_ms(message: &SqsMessage) -> Option<u64> {
+    message.attributes.get("SentTimestamp")?.parse().ok()
+}
+
 /// The answer for a batch, from each record's id (see [`message_id`]) and whether it succeeded:
 /// the failed records by id, for SQS to redeliver. Lambda fails the whole batch for an empty
 /// or unknown `itemIdentifier`, so a failed record without an id fails the batch here, openly
@@ -177,7 +182,7 @@ mod tests {
     /// Records as Lambda delivers them, one without a `messageId` and one with an empty one.
     fn hand_built_event() -> SqsEvent {
         serde_json::from_value(serde_json::json!({"Records": [
-            {"messageId": "m-ok", "body": "{}", "attributes": {"ApproximateReceiveCount": "3"}, "messageAttributes": {}},
+            {"messageId": "m-ok", "body": "{}", "attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1796724005000"}, "messageAttributes": {}},
             {"messageId": "m-failed", "body": "{}", "attributes": {}, "messageAttributes": {}},
             {"body": "{}", "attributes": {}, "messageAttributes": {}},
             {"messageId": "", "body": "{}", "attributes": {}, "messageAttributes": {}}
@@ -229,6 +234,8 @@ mod tests {
         let event = hand_built_event();
         assert_eq!(receive_count(&event.records[0]), 3);
         assert_eq!(receive_count(&event.records[1]), 1, "absent: the first delivery");
+        assert_eq!(sent_at_ms(&event.records[0]), Some(1_796_724_005_000));
+        assert_eq!(sent_at_ms(&event.records[1]), None);
     }
 
     #[test]

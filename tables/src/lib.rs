@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use shared::lifecycle::{
     DELETED_AT, Expected, PROFILE_DELETED_AT, REVISION, StoredItem, StoredProfile, StoredUser, WELCOME_CLAIM,
     WELCOME_CLAIMED_AT, WELCOME_FAILED, WELCOME_LEASE_UNTIL, WELCOME_MESSAGE_ID, WELCOME_PROBLEM,
-    WELCOME_PROBLEM_AT, WELCOME_SENT_AT, profile_tombstone_item,
+    WELCOME_PROBLEM_AT, WELCOME_REOPENED_AT, WELCOME_SENT_AT, profile_tombstone_item,
 };
 use shared::mapping::{Item, ItemValue, PROFILES_KEY, USERS_KEY};
 
@@ -435,10 +435,11 @@ impl Store {
     }
 
     /// Reopens the welcome of `sub` that SES accepted and then reported as `problem` (a
-    /// rendering failure or a rejection, once the cause is fixed): its send, record and claim are
-    /// removed so that a new request claims and sends it. `false` if the item no longer records
-    /// that problem (or is a tombstone).
-    pub async fn reopen_welcome(&self, sub: &str, problem: &str) -> Result<bool, WriteError> {
+    /// rendering failure, a rejection or a soft bounce, once the cause is fixed), at `now_ms`: its
+    /// send, record and claim are removed so that a new request claims and sends it, and a late
+    /// report of the old mail (received before `now_ms`) is no longer recorded. `false` if the
+    /// item no longer records that problem (or is a tombstone).
+    pub async fn reopen_welcome(&self, sub: &str, problem: &str, now_ms: i64) -> Result<bool, WriteError> {
         let reopened = self
             .client
             .update_item()
@@ -446,7 +447,7 @@ impl Store {
             .key(USERS_KEY, AttributeValue::S(sub.to_owned()))
             .update_expression(
                 "REMOVE #sent, #message, #problem, #problem_at, #claim, #claimed_at, #lease \
-                 SET #revision = #revision + :one",
+                 SET #reopened = :now, #revision = #revision + :one",
             )
             .condition_expression("#problem = :problem AND attribute_not_exists(#deleted)")
             .expression_attribute_names("#sent", WELCOME_SENT_AT)
@@ -456,9 +457,11 @@ impl Store {
             .expression_attribute_names("#claim", WELCOME_CLAIM)
             .expression_attribute_names("#claimed_at", WELCOME_CLAIMED_AT)
             .expression_attribute_names("#lease", WELCOME_LEASE_UNTIL)
+            .expression_attribute_names("#reopened", WELCOME_REOPENED_AT)
             .expression_attribute_names("#deleted", DELETED_AT)
             .expression_attribute_names("#revision", REVISION)
             .expression_attribute_values(":problem", AttributeValue::S(problem.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .send()
             .await;
@@ -470,16 +473,17 @@ impl Store {
     }
 
     /// Records what SES reported of the welcome of `sub` after accepting it (`problem`, one of
-    /// `welcome::message::Problem`'s labels, reported at `at`, RFC 3339) of the mail SES numbered
-    /// `ses_message_id`: on a live users item only, for the welcome it records (or one whose
-    /// record was lost), and only if no later report is recorded (SES's events may arrive out of
-    /// order). `false` when nothing was written for that.
+    /// `welcome::message::Problem`'s labels, received by EventBridge at `at_ms`) of the mail SES
+    /// numbered `ses_message_id`: on a live users item only, for the welcome it records (or one
+    /// whose record was lost), never a report older than a reopening, and only if no later
+    /// report is recorded (SES's events may arrive out of order; one of the same millisecond
+    /// replaces it). `false` when nothing was written for that.
     pub async fn record_welcome_problem(
         &self,
         sub: &str,
         ses_message_id: &str,
         problem: &str,
-        at: &str,
+        at_ms: i64,
     ) -> Result<bool, WriteError> {
         let recorded = self
             .client
@@ -492,7 +496,8 @@ impl Store {
             .condition_expression(
                 "attribute_exists(#key) AND attribute_not_exists(#deleted) \
                  AND (attribute_not_exists(#message) OR #message = :message) \
-                 AND (attribute_not_exists(#problem_at) OR #problem_at < :at)",
+                 AND (attribute_not_exists(#reopened) OR #reopened < :at) \
+                 AND (attribute_not_exists(#problem_at) OR #problem_at <= :at)",
             )
             .expression_attribute_names("#message", WELCOME_MESSAGE_ID)
             .expression_attribute_values(":message", AttributeValue::S(ses_message_id.to_owned()))
@@ -500,9 +505,10 @@ impl Store {
             .expression_attribute_names("#deleted", DELETED_AT)
             .expression_attribute_names("#problem", WELCOME_PROBLEM)
             .expression_attribute_names("#problem_at", WELCOME_PROBLEM_AT)
+            .expression_attribute_names("#reopened", WELCOME_REOPENED_AT)
             .expression_attribute_names("#revision", REVISION)
             .expression_attribute_values(":problem", AttributeValue::S(problem.to_owned()))
-            .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
+            .expression_attribute_values(":at", AttributeValue::N(at_ms.to_string()))
             .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .send()

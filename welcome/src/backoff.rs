@@ -1,10 +1,11 @@
 //! When a welcome that could not go out now is tried again.
 //!
-//! A throttled send, a reached daily quota, a send that may have gone (its answer lost) or a
-//! claim another delivery holds does not fail anything: the welcomer hands the message back to
-//! the welcome queue with a delay that doubles with each receive, up to an hour, and gives up
-//! (the message moves to the welcome DLQ, where `ops welcome --unsent` lists it) only after
-//! more than a day of tries, since SES's daily quota is a rolling 24 hours.
+//! A throttled send, a reached daily quota, a paused account, a send that may have gone (its
+//! answer lost) or a claim another delivery holds does not fail anything: the welcomer hands the
+//! message back to the welcome queue with a delay that doubles with each receive, up to an hour
+//! (whatever the reason, never less: SQS gives up by receives, so no short wait may use one
+//! up), and gives up (the message moves to the welcome DLQ, where `ops welcome unsent` lists
+//! it) only after more than a day of tries, since SES's daily quota is a rolling 24 hours.
 
 use std::time::Duration;
 

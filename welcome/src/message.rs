@@ -59,7 +59,8 @@ impl Request {
 /// What SES said became of a welcome it had accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Problem {
-    /// The recipient's server refused it; `permanent` unless SES will stop trying only later.
+    /// SES stopped trying: the recipient's server refused it for good (`permanent`), or kept
+    /// refusing it for now (a full mailbox, a server down).
     Bounce { permanent: bool },
     /// The recipient marked it as spam.
     Complaint,
@@ -83,18 +84,22 @@ impl Problem {
         }
     }
 
-    /// Whether the welcome certainly did not reach the user (or reached them as unwanted):
-    /// what `ops welcome --unsent` lists and the undelivered alarm counts. A delay or a
-    /// transient bounce may still end in a delivery.
+    /// Whether the welcome did not reach the user (or reached them as unwanted): what `ops
+    /// welcome unsent` lists and the undelivered alarm counts. SES reports a bounce, soft or
+    /// hard, once it has stopped trying; only a delay may still end in a delivery.
     pub fn is_undelivered(self) -> bool {
-        !matches!(self, Self::DeliveryDelay | Self::Bounce { permanent: false })
+        self != Self::DeliveryDelay
     }
 
     /// Whether sending the welcome again can help once the cause is fixed: a template that did
-    /// not render, or a message SES rejected. Not a bounce or a complaint: the address or the
-    /// user does not want it.
+    /// not render, a message SES rejected, or a soft bounce (a full mailbox, a server down).
+    /// Not a hard bounce or a complaint: the address does not exist, or the user does not
+    /// want it.
     pub fn may_be_resent(self) -> bool {
-        matches!(self, Self::RenderingFailure | Self::Reject)
+        matches!(
+            self,
+            Self::RenderingFailure | Self::Reject | Self::Bounce { permanent: false }
+        )
     }
 
     /// The text stored in the users item's `welcome_problem`, read back by `ops welcome`.
@@ -119,8 +124,8 @@ pub struct DeliveryEvent {
     pub problem: Problem,
     /// SES's message id of the welcome.
     pub ses_message_id: String,
-    /// When EventBridge received it (RFC 3339): later events of the same welcome win.
-    pub at: String,
+    /// When EventBridge received it (epoch milliseconds): later events of the same welcome win.
+    pub at_ms: i64,
 }
 
 /// One message of the welcome queue.
@@ -207,10 +212,11 @@ fn delivery_event(event: &Value) -> Result<DeliveryEvent, MessageError> {
             .as_str()
             .ok_or(MessageError::MissingField("detail.mail.messageId"))?
             .to_owned(),
-        at: event["time"]
+        at_ms: event["time"]
             .as_str()
-            .ok_or(MessageError::MissingField("time"))?
-            .to_owned(),
+            .and_then(shared::timestamp::parse_rfc3339)
+            .map(shared::timestamp::epoch_ms)
+            .ok_or(MessageError::MissingField("time"))?,
     })
 }
 
@@ -304,12 +310,15 @@ mod tests {
             assert_eq!(event.problem, problem, "{event_type}");
             assert_eq!(event.sub, SUB);
             assert_eq!(event.ses_message_id, "0100018c-ses-message-id");
-            assert_eq!(event.at, "2026-12-08T10:00:05Z");
+            assert_eq!(event.at_ms, 1_796_724_005_000);
             assert_eq!(Problem::parse(problem.as_str()), Some(problem));
         }
         assert!(!Problem::DeliveryDelay.is_undelivered());
         assert!(Problem::Bounce { permanent: true }.is_undelivered());
+        assert!(Problem::Bounce { permanent: false }.is_undelivered());
         assert!(Problem::RenderingFailure.may_be_resent() && !Problem::Complaint.may_be_resent());
+        assert!(Problem::Bounce { permanent: false }.may_be_resent());
+        assert!(!Problem::Bounce { permanent: true }.may_be_resent());
     }
 
     #[test]

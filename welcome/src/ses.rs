@@ -57,7 +57,7 @@ pub fn render(content: &Content, values: &Values<'_>) -> Rendered {
 pub struct SendError {
     /// Throttling, a sending quota, SES's own failures, the network: worth another try later.
     /// Anything else (an unverified sender, a missing template or configuration set, a refused
-    /// recipient, a paused account) fails the same way until someone changes something.
+    /// recipient, a suspended account) fails the same way until someone changes something.
     pub retryable: bool,
     /// SES answered with a client error (4xx): it did not take the mail. Otherwise (its 5xx, a
     /// timeout, a dropped connection) it may have: the answer is what was lost.
@@ -66,12 +66,20 @@ pub struct SendError {
     pub status: Option<u16>,
 }
 
-/// The codes worth another try (besides any 5xx and 429).
-const RETRYABLE: [&str; 3] = [
+/// The codes worth another try (besides any 5xx and 429): SES's rate and quota, and a pause
+/// of the account's or the configuration set's sending, which SES lifts (a welcome waits it
+/// out on its queue).
+const RETRYABLE: [&str; 4] = [
     "TooManyRequestsException",
     "LimitExceededException",
     "ThrottlingException",
+    "SendingPausedException",
 ];
+
+/// Whether SES's answer `code` with HTTP `status` is worth another try later.
+pub fn is_retryable(code: &str, status: u16) -> bool {
+    RETRYABLE.contains(&code) || status >= 500 || status == 429
+}
 
 pub fn send_error<E: ProvideErrorMetadata>(
     err: &SdkError<E, aws_sdk_sesv2::config::http::HttpResponse>,
@@ -80,7 +88,7 @@ pub fn send_error<E: ProvideErrorMetadata>(
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("unknown").to_owned();
             let status = service.raw().status().as_u16();
-            let retryable = RETRYABLE.contains(&code.as_str()) || status >= 500 || status == 429;
+            let retryable = is_retryable(&code, status);
             (retryable, status < 500, code, Some(status))
         }
         SdkError::TimeoutError(_) => (true, false, "timeout".to_owned(), None),
@@ -180,7 +188,7 @@ impl Mailer {
         let sent = self
             .client
             .send_email()
-            .from_email_address(&self.config.from_address)
+            .from_email_address(self.config.from())
             .destination(Destination::builder().to_addresses(to).build())
             .content(content)
             .configuration_set_name(&self.config.configuration_set)
@@ -204,6 +212,28 @@ mod tests {
         Values {
             username: "zoë",
             attributes,
+        }
+    }
+
+    #[test]
+    fn rate_quota_pause_and_ses_failures_are_retried_and_the_rest_refused_for_good() {
+        for (code, status) in [
+            ("TooManyRequestsException", 429),
+            ("ThrottlingException", 400),
+            ("LimitExceededException", 400),
+            ("SendingPausedException", 400),
+            ("InternalFailure", 500),
+        ] {
+            assert!(is_retryable(code, status), "{code}");
+        }
+        for code in [
+            "MessageRejected",
+            "AccountSuspendedException",
+            "AccessDeniedException",
+            "NotFoundException",
+            "MailFromDomainNotVerifiedException",
+        ] {
+            assert!(!is_retryable(code, 400), "{code}");
         }
     }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use shared::metrics::Metrics;
-use sqs_batch::{UnidentifiedRecordFailed, batch_response, budget, message_id, receive_count, run_isolated};
+use sqs_batch::{
+    UnidentifiedRecordFailed, batch_response, budget, message_id, receive_count, run_isolated, sent_at_ms,
+};
 use tokio::time::Instant;
 use welcome::message::{self, DeliveryEvent, MessageError, Problem, QueueMessage};
 
@@ -126,9 +128,15 @@ pub async fn handle(
 
     let mut metrics = Metrics::<WelcomerMetric>::new(&deps.metrics);
     let mut outcomes = Vec::with_capacity(results.len());
+    let now_ms = shared::timestamp::epoch_ms(time::OffsetDateTime::now_utc()).max(0) as u64;
     for (record, result) in results {
         let message_id = message_id(&record);
         let receive_count = receive_count(&record);
+        if let (Ok(Handled::Greeted { .. } | Handled::Deferred { .. }), Some(sent_at)) =
+            (&result, sent_at_ms(&record))
+        {
+            metrics.sample(WelcomerMetric::WelcomeAge, now_ms.saturating_sub(sent_at) as f64);
+        }
         let done = matches!(result, Ok(Handled::Greeted { .. } | Handled::Problem { .. }));
         outcomes.push((message_id.map(str::to_owned), done));
         match result {

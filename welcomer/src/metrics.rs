@@ -20,6 +20,10 @@ shared::metric_names! {
         WelcomeRejected = Count,
         WelcomeRenderingFailed = Count,
         WelcomeDelayed = Count,
+        /// How long a welcome request had waited since the consumer asked, each time the
+        /// welcomer handles it (sent, refused or handed back): the backlog, welcomes handed back
+        /// three times or more included, which SQS's age of the oldest message leaves out.
+        WelcomeAge = Milliseconds,
         /// Messages of the welcome queue that can never be handled (malformed, another pool):
         /// handed back at once, so that they reach the welcome DLQ soon.
         WelcomeInvalidMessages = Count,

@@ -77,8 +77,10 @@ pub fn admission(
         _ => now,
     };
     if slot > latest_start {
+        // Never shorter than the backoff's delay: every hand-back uses up one of the queue's
+        // receives, which must last more than a day.
         return Admission::Later {
-            after: (slot - now).max(Duration::from_secs(1)),
+            after: (slot - now).max(retry_delay(receive_count, first_retry)),
             hold: Hold::Rate,
         };
     }
@@ -126,6 +128,12 @@ impl Pacing {
             *next_slot = Some(now + wait + Duration::from_secs_f64(1.0 / rate));
         }
         admitted
+    }
+
+    /// Forgets the quota read: SES has just said something it does not show (a pause), so the
+    /// next send reads it again.
+    pub async fn forget_quota(&self) {
+        *self.quota.lock().await = None;
     }
 
     async fn quota(&self, mailer: &Mailer) -> Option<SendQuota> {
@@ -223,7 +231,7 @@ mod tests {
                 (1, FIRST)
             ),
             Admission::Later {
-                after: Duration::from_secs(8),
+                after: FIRST,
                 hold: Hold::Rate
             }
         );

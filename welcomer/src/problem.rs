@@ -14,7 +14,7 @@ pub async fn record(deps: &Deps, event: &DeliveryEvent) -> Result<bool, WriteErr
             &event.sub,
             &event.ses_message_id,
             event.problem.as_str(),
-            &event.at,
+            event.at_ms,
         )
         .await
 }

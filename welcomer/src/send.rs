@@ -27,7 +27,7 @@ pub enum Greeting {
     /// The user changed since the sign-up: deleted, or their email no longer verified.
     Dropped(Skip),
     /// SES refused for good: logged, counted and recorded on the users item (`ops welcome
-    /// --unsent` lists it).
+    /// unsent` lists it).
     Refused(SendError),
     /// Sent, but not recorded: this delivery's claim was taken over meanwhile (its lease ran
     /// out first), or the record's write failed. Not retried, which could only send again.
@@ -152,7 +152,8 @@ pub async fn greet(
                 .saturating_sub(epoch_ms(OffsetDateTime::now_utc()))
                 .max(0) as u64;
             return Err(Deferral {
-                after: Duration::from_millis(left) + Duration::from_secs(1),
+                after: (Duration::from_millis(left) + Duration::from_secs(1))
+                    .max(retry_delay(receive_count, welcome.first_retry)),
                 reason: DeferReason::ClaimHeld,
             });
         }
@@ -161,7 +162,7 @@ pub async fn greet(
         // Claimed, not sent: give the claim up, so that the next try need not wait its lease.
         let _ = deps.store.release_welcome(request.sub(), &claim).await;
         return Err(Deferral {
-            after: Duration::from_secs(1),
+            after: retry_delay(receive_count, welcome.first_retry),
             reason: DeferReason::NoTime,
         });
     }
@@ -184,6 +185,10 @@ pub async fn greet(
                     if release_claim {
                         let _ = deps.store.release_welcome(request.sub(), &claim).await;
                     }
+                    if err.code == "SendingPausedException" {
+                        // A pause GetAccount may not show yet (a configuration set's): read again.
+                        deps.pacing.forget_quota().await;
+                    }
                     Err(deferral)
                 }
                 FailedSend::Refused => {
@@ -204,7 +209,7 @@ pub async fn greet(
 pub enum FailedSend {
     /// Try again later; give the claim up first when nothing went out.
     Retry { release_claim: bool, deferral: Deferral },
-    /// Refused for good: recorded, and listed by `ops welcome --unsent`.
+    /// Refused for good: recorded, and listed by `ops welcome unsent`.
     Refused,
 }
 

@@ -1,13 +1,15 @@
 //! `ops welcome unsent`: the users whose welcome is not known to have reached them.
 //!
 //! From the users table: **refused** (SES refused it for good; its code is on the item),
-//! **undelivered** (SES accepted it and later reported a permanent bounce, a complaint, a
-//! rejection or a rendering failure) and **unknown** (a claim whose lease ran out with no record:
-//! the mail may have gone). From the welcome DLQ: **given up** (SES's limits, or a paused account,
-//! for more than a day). `--resend` asks the welcomer again for each user it can help: refused,
-//! given up, a rejection or a rendering failure (once the cause is fixed), and with
-//! `--include-unknown` the unknown ones (who may then get a second mail); never a bounce or a
-//! complaint, which another mail to the same address would only repeat.
+//! **undelivered** (SES accepted it and later reported a bounce, a complaint, a rejection or a
+//! rendering failure) and **unknown** (a claim whose lease ran out with no record: the mail may
+//! have gone). From the welcome DLQ: **given up** (SES's limits, or a paused account, for more
+//! than a day), and the counts of SES reports and of messages that can never be handled there.
+//! `--resend` asks the welcomer again for each user it can help: refused, given up, a
+//! rejection, a rendering failure or a soft bounce (once the cause is fixed), and with
+//! `--include-unknown` the unknown ones (who may then get a second mail); never a hard bounce or
+//! a complaint, which another mail to the same address would only repeat. It hands the SES
+//! reports in the DLQ to the welcomer again; `--drop-invalid` deletes the rest.
 
 use std::collections::HashMap;
 
@@ -37,6 +39,10 @@ pub struct Args {
     /// may get a second mail; check their welcome_unrecorded log events first).
     #[arg(long, requires = "resend")]
     pub include_unknown: bool,
+    /// Delete the welcome DLQ's messages that can never be handled (malformed, or for another
+    /// pool: the welcomer's record_failed events say why), after reading their reasons.
+    #[arg(long)]
+    pub drop_invalid: bool,
 }
 
 /// Why a user's welcome is not known to have reached them.
@@ -106,8 +112,42 @@ pub fn unsent(item: &HashMap<String, AttributeValue>, now_ms: i64) -> Option<(St
 }
 
 /// How long the welcome DLQ's messages are held while they are read: they are made visible
-/// again (or, resent, deleted) right after.
-const HOLD_SECONDS: i32 = 60;
+/// again (or, resent, deleted) right after. Reading stops after [`READ_FOR`], well inside it,
+/// so no receipt is stale when it is used.
+const HOLD_SECONDS: i32 = 300;
+const READ_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What a message of the welcome DLQ is, by its body alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DlqMessage {
+    /// A request for a user of this pool, given up after a day of SES's limits.
+    GivenUp { sub: String },
+    /// An SES report EventBridge could not deliver, or the welcomer could not record: safe to
+    /// hand to the welcomer again (recording it twice changes nothing).
+    Report,
+    /// Anything else (malformed, another pool's): it can never be handled.
+    Invalid,
+}
+
+pub fn dlq_message(body: &str, pool: &str) -> DlqMessage {
+    match message::decode(body) {
+        Ok(QueueMessage::Request(request)) if request.user_pool_id() == pool => DlqMessage::GivenUp {
+            sub: request.sub().to_owned(),
+        },
+        Ok(QueueMessage::Delivery(_)) => DlqMessage::Report,
+        _ => DlqMessage::Invalid,
+    }
+}
+
+/// The welcome DLQ as read: each message once, held.
+#[derive(Default)]
+struct Dlq {
+    given_up: Vec<(String, Message)>,
+    reports: Vec<Message>,
+    invalid: Vec<Message>,
+    /// Reading stopped at its time limit: more may be there.
+    incomplete: bool,
+}
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     let table = ctx.names.users_table().await?;
@@ -139,8 +179,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         let page = page.with_context(|| format!("cannot scan the users table {table}"))?;
         found.extend(page.items().iter().filter_map(|item| unsent(item, now_ms)));
     }
-    let given_up = read_given_up(ctx, &welcome_dlq, &pool).await?;
-    for (sub, _) in &given_up {
+    let dlq = read_dlq(ctx, &welcome_dlq, &pool).await?;
+    for (sub, _) in &dlq.given_up {
         found.push((sub.clone(), String::new(), Unsent::GivenUp));
     }
 
@@ -174,44 +214,81 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
         "undelivered": count("undelivered"),
         "given_up": count("given_up"),
         "unknown": count("unknown"),
+        "ses_reports_in_dlq": dlq.reports.len(),
+        "invalid_in_dlq": dlq.invalid.len(),
+        "dlq_read_whole": !dlq.incomplete,
     });
-    if !args.resend {
-        let held: Vec<Message> = given_up.into_iter().map(|(_, message)| message).collect();
-        dlq_peek::release(&ctx.sqs, &welcome_dlq, &held).await;
-        ctx.printer.report(
-            &format!(
-                "welcome: {} unsent ({} refused, {} undelivered, {} given up, {} unknown){}",
-                found.len(),
-                count("refused"),
-                count("undelivered"),
-                count("given_up"),
-                count("unknown"),
-                if found.is_empty() {
-                    ""
-                } else {
-                    "; --resend asks the welcomer again for those it can help"
-                }
-            ),
-            &summary,
-        );
-        return Ok(Outcome::Done);
+    ctx.printer.report(
+        &format!(
+            "welcome: {} unsent ({} refused, {} undelivered, {} given up, {} unknown); in the welcome DLQ \
+             also {} SES reports (--resend hands them to the welcomer again) and {} messages that can \
+             never be handled (--drop-invalid){}",
+            found.len(),
+            count("refused"),
+            count("undelivered"),
+            count("given_up"),
+            count("unknown"),
+            dlq.reports.len(),
+            dlq.invalid.len(),
+            if dlq.incomplete {
+                "; the DLQ was not read whole: run again"
+            } else {
+                ""
+            },
+        ),
+        &summary,
+    );
+    if args.drop_invalid {
+        delete(ctx, &welcome_dlq, dlq.invalid.iter()).await?;
+    } else {
+        dlq_peek::release(&ctx.sqs, &welcome_dlq, &dlq.invalid).await;
     }
-    resend(
-        ctx,
-        args,
-        (&pool, &table, &welcome_queue, &welcome_dlq),
-        &found,
-        &given_up,
-    )
-    .await
+    if args.resend {
+        return resend(
+            ctx,
+            args,
+            (&pool, &table, &welcome_queue, &welcome_dlq),
+            &found,
+            &dlq,
+        )
+        .await;
+    }
+    let held: Vec<Message> = dlq
+        .given_up
+        .iter()
+        .map(|(_, m)| m.clone())
+        .chain(dlq.reports.iter().cloned())
+        .collect();
+    dlq_peek::release(&ctx.sqs, &welcome_dlq, &held).await;
+    Ok(Outcome::Done)
 }
 
-/// The subs of the welcome DLQ's requests for `pool`, with each message's receipt (held
-/// [`HOLD_SECONDS`]). Anything else there (an SES report EventBridge could not deliver, a message
-/// that was never a request) is no welcome to resend: it is made visible again at once.
-async fn read_given_up(ctx: &Ctx, dlq: &str, pool: &str) -> Result<Vec<(String, Message)>> {
-    let mut received: Vec<Message> = Vec::new();
+/// Deletes `messages` from the welcome DLQ (their receipts are fresh: see [`READ_FOR`]).
+async fn delete<'m>(ctx: &Ctx, dlq: &str, messages: impl Iterator<Item = &'m Message>) -> Result<()> {
+    for message in messages {
+        ctx.sqs
+            .delete_message()
+            .queue_url(dlq)
+            .receipt_handle(message.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .with_context(|| format!("DeleteMessage on the welcome DLQ {dlq} failed"))?;
+    }
+    Ok(())
+}
+
+/// Reads the welcome DLQ, each message once (by its id), holding it [`HOLD_SECONDS`]; stops at an
+/// empty answer, at a batch of messages already read (the queue has come round), or after
+/// [`READ_FOR`].
+async fn read_dlq(ctx: &Ctx, dlq: &str, pool: &str) -> Result<Dlq> {
+    let started = std::time::Instant::now();
+    let mut seen = std::collections::HashSet::new();
+    let mut read = Dlq::default();
     loop {
+        if started.elapsed() > READ_FOR {
+            read.incomplete = true;
+            break;
+        }
         let batch = ctx
             .sqs
             .receive_message()
@@ -222,42 +299,46 @@ async fn read_given_up(ctx: &Ctx, dlq: &str, pool: &str) -> Result<Vec<(String, 
             .send()
             .await
             .with_context(|| format!("ReceiveMessage on the welcome DLQ {dlq} failed"))?;
-        if batch.messages().is_empty() {
+        let fresh: Vec<Message> = batch
+            .messages()
+            .iter()
+            .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_owned()))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
             break;
         }
-        received.extend(batch.messages().iter().cloned());
+        for message in fresh {
+            match dlq_message(message.body().unwrap_or_default(), pool) {
+                DlqMessage::GivenUp { sub } => read.given_up.push((sub, message)),
+                DlqMessage::Report => read.reports.push(message),
+                DlqMessage::Invalid => read.invalid.push(message),
+            }
+        }
     }
-    let (requests, others): (Vec<Message>, Vec<Message>) = received.into_iter().partition(|m| {
-        matches!(message::decode(m.body().unwrap_or_default()),
-            Ok(QueueMessage::Request(request)) if request.user_pool_id() == pool)
-    });
-    dlq_peek::release(&ctx.sqs, dlq, &others).await;
-    Ok(requests
-        .into_iter()
-        .filter_map(|m| match message::decode(m.body().unwrap_or_default()) {
-            Ok(QueueMessage::Request(request)) => Some((request.sub().to_owned(), m)),
-            _ => None,
-        })
-        .collect())
+    Ok(read)
 }
 
 /// Asks the welcomer again for each chosen user: a fresh request on the welcome queue (a
-/// rejection or rendering failure reopened first), the given-up messages deleted from the DLQ
-/// once their request is queued, the others made visible again.
+/// rejection, a rendering failure or a soft bounce reopened first), the given-up messages
+/// deleted from the DLQ once their request is queued, and the SES reports there handed to the
+/// welcomer again.
 async fn resend(
     ctx: &Ctx,
     args: &Args,
     (pool, table, welcome_queue, welcome_dlq): (&str, &str, &str, &str),
     found: &[(String, String, Unsent)],
-    given_up: &[(String, Message)],
+    dlq: &Dlq,
 ) -> Result<Outcome> {
+    let given_up = &dlq.given_up;
+    let now_ms = epoch_ms(OffsetDateTime::now_utc());
     let store = tables::Store::users_only(ctx.dynamodb.clone(), table);
     let mut outgoing = Vec::new();
     let mut reopen_failed = Vec::new();
     for (sub, _, state) in found.iter().filter(|(_, _, s)| s.resent(args.include_unknown)) {
         if let Unsent::Undelivered { problem } = state {
             // The welcome SES accepted is recorded as sent: reopen it, so that it can be claimed.
-            match store.reopen_welcome(sub, problem.as_str()).await {
+            match store.reopen_welcome(sub, problem.as_str(), now_ms).await {
                 Ok(_) => {}
                 Err(err) => {
                     reopen_failed.push(sub.as_str());
@@ -282,17 +363,28 @@ async fn resend(
     let (queued, kept): (Vec<&GivenUp>, Vec<&GivenUp>) = given_up
         .iter()
         .partition(|(sub, _)| !sent.refused.iter().any(|(refused, _)| refused == sub));
-    for (_, message) in queued {
-        ctx.sqs
-            .delete_message()
-            .queue_url(welcome_dlq)
-            .receipt_handle(message.receipt_handle().unwrap_or_default())
-            .send()
-            .await
-            .with_context(|| format!("DeleteMessage on the welcome DLQ {welcome_dlq} failed"))?;
-    }
+    delete(ctx, welcome_dlq, queued.into_iter().map(|(_, m)| m)).await?;
     let kept: Vec<Message> = kept.into_iter().map(|(_, m)| m.clone()).collect();
     dlq_peek::release(&ctx.sqs, welcome_dlq, &kept).await;
+    // SES's reports, as they were: recording one twice changes nothing.
+    let reports: Vec<Outgoing> = dlq
+        .reports
+        .iter()
+        .map(|m| Outgoing {
+            label: m.message_id().unwrap_or_default().to_owned(),
+            body: m.body().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    let reports_sent = queue::send_batches(&ctx.sqs, welcome_queue, &reports).await;
+    let (handed, unhanded): (Vec<&Message>, Vec<&Message>) = dlq.reports.iter().partition(|m| {
+        !reports_sent
+            .refused
+            .iter()
+            .any(|(id, _)| id == m.message_id().unwrap_or_default())
+    });
+    delete(ctx, welcome_dlq, handed.into_iter()).await?;
+    let unhanded: Vec<Message> = unhanded.into_iter().cloned().collect();
+    dlq_peek::release(&ctx.sqs, welcome_dlq, &unhanded).await;
     ctx.printer.report(
         &format!(
             "welcome: {} welcomes asked for again, {} refused by SQS, {} could not be reopened",
@@ -306,13 +398,16 @@ async fn resend(
             "enqueued": sent.accepted,
             "refused": sent.refused.len(),
             "not_reopened": reopen_failed,
+            "ses_reports_handed_back": reports_sent.accepted,
         }),
     );
-    Ok(if sent.refused.is_empty() && reopen_failed.is_empty() {
-        Outcome::Done
-    } else {
-        Outcome::Incomplete
-    })
+    Ok(
+        if sent.refused.is_empty() && reopen_failed.is_empty() && reports_sent.refused.is_empty() {
+            Outcome::Done
+        } else {
+            Outcome::Incomplete
+        },
+    )
 }
 
 #[cfg(test)]
@@ -377,7 +472,12 @@ mod tests {
             }
         );
         assert_eq!(unsent(&sent("delivery_delay"), 2_000), None);
-        assert_eq!(unsent(&sent("transient_bounce"), 2_000), None);
+        assert_eq!(
+            unsent(&sent("transient_bounce"), 2_000).unwrap().2,
+            Unsent::Undelivered {
+                problem: Problem::Bounce { permanent: false }
+            }
+        );
     }
 
     #[test]
@@ -392,6 +492,27 @@ mod tests {
             None
         );
         assert_eq!(unsent(&item(&[(USERS_KEY, s("sub-1"))]), 2_000), None);
+    }
+
+    #[test]
+    fn the_welcome_dlqs_messages_are_told_apart_by_body() {
+        let sub = "0b5e4a3c-1f2d-4e6a-9b8c-7d6e5f4a3b2c";
+        let ours = Request::new("us-east-1_A1", sub).unwrap().encode();
+        let theirs = Request::new("eu-west-1_B2", sub).unwrap().encode();
+        assert_eq!(
+            dlq_message(&ours, "us-east-1_A1"),
+            DlqMessage::GivenUp { sub: sub.into() }
+        );
+        assert_eq!(dlq_message(&theirs, "us-east-1_A1"), DlqMessage::Invalid);
+        assert_eq!(dlq_message("not json", "us-east-1_A1"), DlqMessage::Invalid);
+        let report = serde_json::json!({
+            "source": "aws.ses", "time": "2026-12-08T10:00:05Z",
+            "detail": {"eventType": "Complaint", "mail": {"messageId": "m", "tags": {"cognito-user-sync-sub": [sub]}}}
+        });
+        assert_eq!(
+            dlq_message(&report.to_string(), "us-east-1_A1"),
+            DlqMessage::Report
+        );
     }
 
     #[test]
@@ -421,6 +542,12 @@ mod tests {
                 problem: Problem::Complaint
             }
             .resent(true)
+        );
+        assert!(
+            Unsent::Undelivered {
+                problem: Problem::Bounce { permanent: false }
+            }
+            .resent(false)
         );
         assert!(!Unsent::Unknown.resent(false) && Unsent::Unknown.resent(true));
     }

@@ -564,7 +564,8 @@ fn a_refresh_keeps_the_welcome_record() {
     item.insert(WELCOME_MESSAGE_ID.to_owned(), s("ses-message-1"));
     item.insert(WELCOME_FAILED.to_owned(), s("MessageRejected"));
     item.insert(WELCOME_PROBLEM.to_owned(), s("bounce"));
-    item.insert(WELCOME_PROBLEM_AT.to_owned(), s(&format_rfc3339(at(14))));
+    item.insert(WELCOME_PROBLEM_AT.to_owned(), ItemValue::N(1_795_000_014_000));
+    item.insert(WELCOME_REOPENED_AT.to_owned(), ItemValue::N(1_795_000_013_500));
     let stored = StoredUser::from_item(Some(item.clone()));
     let after = pool_user(&[("email", "ana@new.example.com")], true, at(30));
     let decision = decide(

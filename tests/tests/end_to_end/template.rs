@@ -630,6 +630,20 @@ fn what_ses_reports_of_this_stacks_welcomes_reaches_the_welcome_queue() {
         policy.contains(r#"{"Fn::GetAtt":["WelcomeProblemsRule","Arn"]}"#),
         "{policy}"
     );
+    // The backlog alarm reads the welcomer's age of each welcome, not SQS's age of the oldest
+    // message (which leaves out a message received three times or more).
+    let backlog = &resource(&t, "WelcomeBacklogAlarm")["Properties"];
+    assert_eq!(backlog["MetricName"], WelcomerMetric::WelcomeAge.name());
+    assert_eq!(WelcomerMetric::WelcomeAge.unit(), Unit::Milliseconds);
+    assert_eq!(backlog["Namespace"], json!({"Ref": "MetricsNamespace"}));
+    assert_eq!(backlog["Statistic"], "Maximum");
+    assert_eq!(backlog["Threshold"].as_f64(), Some(3_600_000.0), "an hour, in ms");
+    // A welcome waiting on SES is handled at least once an hour: a period that long sees it.
+    assert_eq!(backlog["Period"], 3600);
+    assert_eq!(
+        welcome::backoff::retry_delay(u32::MAX, welcome::backoff::FIRST_RETRY).as_secs(),
+        3600
+    );
     // The undelivered alarm adds up what did not reach the user.
     let metrics = resource(&t, "WelcomeUndeliveredAlarm")["Properties"]["Metrics"].to_string();
     for metric in [

@@ -751,6 +751,13 @@ async fn a_spent_daily_quota_holds_every_welcome_without_a_send_then_it_is_given
         .collect();
     assert_eq!(delays, [1, 2, 4], "the backoff doubles");
     assert_eq!(metric_total_of(&lines, "WelcomeDeferred"), 3.0);
+    // The backlog the alarm reads: each try's age since the consumer asked.
+    let documents: Vec<Value> = lines
+        .iter()
+        .filter(|line| emf::is_emf(line))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(emf::samples(&documents, "WelcomeAge"), 3);
     assert!(s(&users_item(&pipeline, &signed_up.sub).await, WELCOME_CLAIM).is_none());
     assert_eq!(
         pipeline.queue_counts(pipeline.welcome_dlq_url()).await.unwrap().0,
@@ -1113,13 +1120,23 @@ async fn a_welcome_queue_message_that_can_never_be_handled_reaches_the_welcome_d
     );
     let invalid = metric_total(&pipeline, "WelcomeInvalidMessages").await;
     assert_eq!(invalid, 2.0 * f64::from(welcome::backoff::GIVE_UP_AFTER_RECEIVES));
-    // Neither is a welcome of this stack's users: nothing to list or resend.
+    // Neither is a welcome of this stack's users: nothing to resend, two to drop.
     let listed = pipeline.ops(&["--json", "welcome", "unsent"]).await;
-    assert_eq!(listed.report()["given_up"], 0, "{listed}");
+    let report = listed.report();
+    assert_eq!(report["given_up"], 0, "{listed}");
+    assert_eq!(report["invalid_in_dlq"], 2, "{listed}");
     assert_eq!(
         pipeline.queue_counts(pipeline.welcome_dlq_url()).await.unwrap().0,
         2,
         "left there"
+    );
+    pipeline
+        .ops(&["--json", "welcome", "unsent", "--drop-invalid"])
+        .await
+        .assert_code(0);
+    assert_eq!(
+        pipeline.queue_counts(pipeline.welcome_dlq_url()).await.unwrap(),
+        (0, 0)
     );
     assert!(mail(&pipeline).is_empty());
 }
