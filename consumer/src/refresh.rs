@@ -8,9 +8,9 @@
 
 use shared::ProfileId;
 use shared::lifecycle::PoolUser;
+use shared::lifecycle::lookup::{self, Next, Read};
 use shared::lifecycle::{Change, Decision, Observed, ProfileWrite, StoredUser, UsersWrite, decide};
-use shared::mapping::{MAX_ITEM_BYTES, item_size};
-use shared::signal::{Cause, CognitoCall, Refresh};
+use shared::signal::{Cause, Refresh};
 use time::OffsetDateTime;
 
 use crate::deps::Deps;
@@ -70,12 +70,7 @@ pub async fn apply(deps: &Deps, signal: &Refresh, retries: &mut Retries) -> Resu
         );
         retries.dynamodb += user_retries + profile_retries;
         let (stored, profile) = reads?;
-        let observed = if stored.is_tombstone() {
-            // Nothing is ever written over a tombstone: what the pool says does not matter.
-            Observed::Gone
-        } else {
-            observe(deps, &stored, signal, retries).await?
-        };
+        let observed = observe(deps, &stored, signal, retries).await?;
         let decision = decide(
             &stored,
             profile,
@@ -93,54 +88,33 @@ pub async fn apply(deps: &Deps, signal: &Refresh, retries: &mut Retries) -> Resu
     Err(RecordError::KeptChanging { rounds: MAX_ROUNDS })
 }
 
-/// What Cognito says about the signal's user now.
-///
-/// The state always comes from `AdminGetUser` (strongly consistent), by the username the users
-/// item stores when there is one: the pool having no user of that name, or a user of that name
-/// with another sub (usernames are unique within a pool), means that this user is gone.
-/// Otherwise by the signal's username, if it has one, and failing that `ListUsers` filtered on
-/// the sub finds the username (only the username: `ListUsers` may lag behind a change). A call
-/// that names no pool, for a user the tables do not hold, is most likely another pool's user:
-/// it is not looked up (that would spend the account's shared `ListUsers` quota on every other
-/// pool's users), except for a first sign-in, the one way such a call brings a new user.
+/// What Cognito says about the signal's user now: the reads [`lookup`] asks for, one at a time
+/// (its module says whom it reads, and why).
 async fn observe(
     deps: &Deps,
     stored: &StoredUser,
     signal: &Refresh,
     retries: &mut Retries,
 ) -> Result<Observed, RecordError> {
-    let reader = &deps.pool;
-    let mine = |user: Option<PoolUser>| user.filter(|user| user.sub() == signal.sub());
-    let gone = || match signal.cause() {
-        // A recorded deletion, in this pool (the plan checked any pool the call names).
-        Cause::Call(CognitoCall::AdminDeleteUser) => Observed::Deleted {
-            user_pool_id: deps.config.user_pool_id.clone(),
-            sub: signal.sub().to_owned(),
-        },
-        _ => Observed::Gone,
-    };
-    if let Some(username) = stored.username() {
-        let user = get_user(deps, username, retries).await?;
-        return Ok(mine(user).map_or_else(gone, Observed::Present));
+    let mut next = lookup::first(stored, signal);
+    loop {
+        let read = match next {
+            Next::Observed(observed) => return Ok(observed),
+            Next::Read(read) => read,
+        };
+        let found = match &read {
+            Read::ListBySub => {
+                retrying(Service::Cognito, "ListUsers", &mut retries.cognito, || {
+                    deps.pool.find_by_sub(signal.sub())
+                })
+                .await?
+            }
+            Read::ByStoredUsername(username)
+            | Read::BySignalUsername(username)
+            | Read::ByListedUsername(username) => get_user(deps, username, retries).await?,
+        };
+        next = lookup::after(&read, found, signal, &deps.config.user_pool_id);
     }
-    if let Some(username) = signal.username()
-        && let Some(user) = mine(get_user(deps, username, retries).await?)
-    {
-        return Ok(Observed::Present(user));
-    }
-    let first_sign_in = signal.cause() == Cause::Call(CognitoCall::RespondToAuthChallenge);
-    if signal.user_pool_id().is_none() && !first_sign_in {
-        return Ok(Observed::Gone);
-    }
-    let listed = retrying(Service::Cognito, "ListUsers", &mut retries.cognito, || {
-        reader.find_by_sub(signal.sub())
-    })
-    .await?;
-    let Some(listed) = mine(listed) else {
-        return Ok(gone());
-    };
-    let user = get_user(deps, listed.username(), retries).await?;
-    Ok(mine(user).map_or_else(gone, Observed::Present))
 }
 
 async fn get_user(
@@ -163,15 +137,14 @@ async fn execute(
     profile_id: &str,
     retries: &mut Retries,
 ) -> Result<Option<Refreshed>, RecordError> {
+    if let Some(bytes) = decision.oversized() {
+        return Err(RecordError::ItemTooLarge {
+            table: "users",
+            bytes,
+        });
+    }
     let mut users_written = false;
     if let UsersWrite::Put { item, expected } = &decision.users {
-        let bytes = item_size(item);
-        if bytes > MAX_ITEM_BYTES {
-            return Err(RecordError::ItemTooLarge {
-                table: "users",
-                bytes,
-            });
-        }
         let written = retrying(Service::DynamoDb, "users", &mut retries.dynamodb, || {
             deps.store.put_user(item, *expected)
         })

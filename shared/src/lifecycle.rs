@@ -423,6 +423,19 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The users item this decision writes, when it is over DynamoDB's size limit: its size.
+    /// Checked before any write, as a confirmation's items are (`SyncItems::oversized`), so a
+    /// state too large to store leaves nothing half-written (the profile is never larger than
+    /// the confirmation that created it).
+    pub fn oversized(&self) -> Option<usize> {
+        match &self.users {
+            UsersWrite::Put { item, .. } => {
+                Some(crate::mapping::item_size(item)).filter(|bytes| *bytes > crate::mapping::MAX_ITEM_BYTES)
+            }
+            UsersWrite::Nothing => None,
+        }
+    }
+
     fn nothing(change: Change) -> Self {
         Self {
             users: UsersWrite::Nothing,
@@ -672,6 +685,8 @@ pub fn holds_state(stored: &StoredItem, next: &Item) -> bool {
 pub fn truncated(at: OffsetDateTime) -> OffsetDateTime {
     parse_rfc3339(&format_rfc3339(at)).unwrap_or(at)
 }
+
+pub mod lookup;
 
 #[cfg(test)]
 mod tests;
