@@ -58,8 +58,10 @@ impl StackOutput {
             Self::UserPoolId => "--function-arn",
             Self::ReconcileQueueUrl => "--reconcile-queue-url",
             Self::ReconcilerLogGroupName => "--log-group",
+            // Every stack of this version has both queues, the welcome on or off: only an older
+            // stack lacks them, and no flag stands in for a redeploy.
             Self::WelcomeQueueUrl | Self::WelcomeDeadLetterQueueUrl => {
-                "--stack-name of a stack deployed with WelcomeSenderIdentity"
+                "--stack-name of a stack of this version (redeploy an older one)"
             }
             Self::WelcomerFunctionName => "--function-name",
         }
